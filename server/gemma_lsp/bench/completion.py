@@ -1,0 +1,149 @@
+"""``gemma-lsp bench completion``: latency of inline completions through the real server.
+
+Drives ``gemma-lsp serve`` over stdio as an editor does: opens a ~1,500-token source file,
+then for each of N requests types one character at the cursor (near the end of the file) and
+asks for an inline completion. Per request it records the latency (request sent -> response
+received) and what the server reports for it through ``gemma/stats`` (time inside the engine,
+prompt tokens evaluated), and prints one JSON object.
+"""
+
+from __future__ import annotations
+
+import argparse
+import asyncio
+import json
+import statistics
+import sys
+import tempfile
+import time
+from pathlib import Path
+from typing import Any
+
+_FUNCTION = '''
+def {name}(values: list[int], limit: int = {n}) -> dict[str, int]:
+    """Summarise values below the limit for report {n}."""
+    result = {{"count": 0, "total": 0}}
+    for value in values:
+        if value < limit:
+            result["count"] += 1
+            result["total"] += value
+    return result
+
+'''
+
+
+def make_source(target_tokens: int, tokenize) -> tuple[str, int]:
+    """A Python file of about ``target_tokens`` tokens and the cursor offset near its end."""
+    parts: list[str] = ['"""Reports generated for the benchmark."""\n\n']
+    n = 0
+    while len(tokenize("".join(parts))) < target_tokens:
+        parts.append(_FUNCTION.format(name=f"summarise_{n}", n=n))
+        n += 1
+    body = "".join(parts)
+    tail = "\n\ndef main() -> None:\n    data = [3, 1, 4, 1, 5, 9, 2, 6]\n    "
+    cursor = len(body) + len(tail)
+    return body + tail + "\n\nif __name__ == \"__main__\":\n    main()\n", cursor
+
+
+def _percentiles(values: list[float]) -> dict[str, float]:
+    ordered = sorted(values)
+    p95 = ordered[min(len(ordered) - 1, int(round(0.95 * (len(ordered) - 1))))]
+    return {"p50": round(statistics.median(ordered), 3), "p95": round(p95, 3)}
+
+
+def _line_col(text: str, offset: int) -> tuple[int, int]:
+    line = text.count("\n", 0, offset)
+    col = offset - (text.rfind("\n", 0, offset) + 1)
+    return line, col  # ASCII file: UTF-16 columns equal str columns
+
+
+async def run_completion_bench(
+    model: Path, requests: int = 60, file_tokens: int = 1500, max_tokens: int = 16
+) -> dict[str, Any]:
+    from gemma_lsp.config import ModelSettings
+    from gemma_lsp.engine.llamacpp import LlamaCppBackend
+    from gemma_lsp.lsp.client import EditorSession, file_uri
+
+    tokenizer = LlamaCppBackend.load(ModelSettings(path=model, n_ctx=8192, warmup=False))
+    text, cursor = make_source(file_tokens, tokenizer.tokenize)
+    file_token_count = len(tokenizer.tokenize(text))
+    tokenizer.close()
+
+    workdir = Path(tempfile.mkdtemp(prefix="gemma-lsp-bench-"))
+    path = workdir / "reports.py"
+    path.write_text(text)
+    uri = file_uri(path)
+    session = EditorSession(
+        settings={
+            "model": {"path": str(model), "idle_unload_seconds": 0},
+            "completion": {"max_tokens": max_tokens, "max_lines": 4, "prefix_tokens": 2048},
+        },
+        server_args=["--config", str(workdir / "no-config.toml")],
+    )
+    await session.start()
+    try:
+        session.open(uri, text)
+        stats = await session.wait_until_loaded()
+        if stats.get("load_error"):
+            raise RuntimeError(stats["load_error"])
+        line, col = _line_col(text, cursor)
+        await session.inline(uri, line, col)
+        cold = (await session.stats())["last"]
+        latency, engine, overhead, evaluated = [], [], [], []
+        typed = "result = fibonacci(n) + total_count"
+        for i in range(requests):
+            ch = typed[i % len(typed)]
+            session.insert(uri, line, col, ch)
+            col += 1
+            t0 = time.perf_counter()
+            await session.inline(uri, line, col)
+            elapsed = (time.perf_counter() - t0) * 1000
+            last = (await session.stats())["last"]
+            latency.append(elapsed)
+            engine.append(last["engine_ms"])
+            overhead.append(elapsed - last["engine_ms"])
+            evaluated.append(last["tokens_evaluated"])
+    finally:
+        await session.stop()
+    return {
+        "suite": "completion",
+        "model": str(model),
+        "file_tokens": file_token_count,
+        "requests": requests,
+        "max_tokens": max_tokens,
+        "latency_ms": _percentiles(latency),
+        "engine_ms": _percentiles(engine),
+        "overhead_ms": _percentiles(overhead),
+        "tokens_evaluated": {"p50": statistics.median(evaluated)},
+        "cold_tokens_evaluated": cold["tokens_evaluated"],
+        "cold_engine_ms": round(cold["engine_ms"], 3),
+    }
+
+
+def main(argv: list[str] | None = None) -> int:
+    p = argparse.ArgumentParser(prog="gemma-lsp bench completion")
+    p.add_argument("--json", action="store_true", help="print one JSON object")
+    p.add_argument("--model", type=Path, help="a Gemma GGUF (default: the tiny random test model)")
+    p.add_argument("--requests", type=int, default=60)
+    p.add_argument("--file-tokens", type=int, default=1500)
+    p.add_argument("--max-tokens", type=int, default=16)
+    args = p.parse_args(argv)
+    model = args.model
+    if model is None:
+        from gemma_lsp.demo import demo_model_path
+        from gemma_lsp.engine.testmodel import write_test_model
+
+        model = demo_model_path()
+        if not model.exists():
+            write_test_model(model, arch="gemma3", preset="tiny")
+    result = asyncio.run(run_completion_bench(model, args.requests, args.file_tokens, args.max_tokens))
+    if args.json:
+        print(json.dumps(result))
+    else:
+        for key, value in result.items():
+            print(f"{key:>22}: {value}")
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())

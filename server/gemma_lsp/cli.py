@@ -1,0 +1,108 @@
+"""The ``gemma-lsp`` command: serve | demo | bench | make-test-model."""
+
+from __future__ import annotations
+
+import argparse
+import logging
+import sys
+from pathlib import Path
+
+from gemma_lsp import __version__
+
+
+def _parser() -> argparse.ArgumentParser:
+    p = argparse.ArgumentParser(prog="gemma-lsp", description="A local AI language server for Gemma models.")
+    p.add_argument("--version", action="version", version=f"gemma-lsp {__version__}")
+    sub = p.add_subparsers(dest="command", required=True, metavar="COMMAND")
+
+    s = sub.add_parser("serve", help="run the language server (stdio by default)")
+    s.add_argument("--tcp", metavar="HOST:PORT", help="listen on TCP instead of stdio")
+    s.add_argument("--model", type=Path, help="Gemma GGUF file (overrides model.path)")
+    s.add_argument("--config", type=Path, help="TOML settings file (default: $GEMMA_LSP_CONFIG or the user config dir)")
+    s.add_argument("--log-file", type=Path, help="write the log here (default: stderr)")
+    s.add_argument("-v", "--verbose", action="count", default=0, help="more logging (-v info, -vv debug)")
+
+    d = sub.add_parser("demo", help="start the server and drive it as an editor would")
+    d.add_argument("--model", type=Path, help="a Gemma GGUF file (default: a tiny random test model)")
+
+    m = sub.add_parser("make-test-model", help="write a random-weight Gemma-family GGUF for tests")
+    m.add_argument("--arch", choices=["gemma", "gemma2", "gemma3"], default="gemma3")
+    m.add_argument("--out", type=Path, required=True)
+    m.add_argument("--preset", choices=["tiny", "270m-shape"], default="tiny")
+    m.add_argument("--vocab-size", type=int, help="pad the vocabulary to this many tokens (262144 = Gemma 3's)")
+    m.add_argument("--seed", type=int, default=0)
+
+    b = sub.add_parser("bench", help="benchmarks")
+    b.add_argument("suite", choices=["completion", "sampling"])
+    b.add_argument("rest", nargs=argparse.REMAINDER, help="options of the suite (see gemma-lsp bench SUITE --help)")
+    return p
+
+
+def _configure_logging(verbosity: int, log_file: Path | None) -> None:
+    level = logging.WARNING if verbosity == 0 else logging.INFO if verbosity == 1 else logging.DEBUG
+    handler: logging.Handler = logging.FileHandler(log_file) if log_file else logging.StreamHandler(sys.stderr)
+    handler.setFormatter(logging.Formatter("%(asctime)s %(levelname)s %(name)s: %(message)s"))
+    root = logging.getLogger()
+    root.handlers[:] = [handler]
+    root.setLevel(level)
+    # pygls logs every message at INFO: only worth its cost when debugging (-vv).
+    logging.getLogger("pygls").setLevel(logging.DEBUG if verbosity >= 2 else logging.WARNING)
+
+
+def _serve(args: argparse.Namespace) -> int:
+    from gemma_lsp.config import default_config_path
+    from gemma_lsp.lsp import create_server
+
+    _configure_logging(args.verbose, args.log_file)
+    overrides = {"model": {"path": str(args.model)}} if args.model else {}
+    server = create_server(config_path=args.config or default_config_path(), overrides=overrides)
+    if args.tcp:
+        host, _, port = args.tcp.rpartition(":")
+        if not host or not port.isdigit():
+            print(f"gemma-lsp: --tcp expects HOST:PORT, got {args.tcp!r}", file=sys.stderr)
+            return 2
+        server.start_tcp(host, int(port))
+    else:
+        server.start_io()
+    return 0
+
+
+def _make_test_model(args: argparse.Namespace) -> int:
+    from gemma_lsp.engine.testmodel import write_test_model
+
+    try:
+        path = write_test_model(args.out, arch=args.arch, preset=args.preset, vocab_size=args.vocab_size, seed=args.seed)
+    except ValueError as exc:
+        print(f"gemma-lsp: {exc}", file=sys.stderr)
+        return 2
+    size = path.stat().st_size
+    print(f"wrote {path} ({args.arch}, {args.preset}, {size / 1e6:.1f} MB, random weights)")
+    return 0
+
+
+def _bench(args: argparse.Namespace) -> int:
+    rest = [a for a in args.rest if a != "--"]
+    if args.suite == "completion":
+        from gemma_lsp.bench.completion import main as bench_main
+    else:
+        from gemma_lsp.bench.sampling import main as bench_main
+    return bench_main(rest)
+
+
+def main(argv: list[str] | None = None) -> int:
+    args = _parser().parse_args(argv)
+    if args.command == "serve":
+        return _serve(args)
+    if args.command == "make-test-model":
+        return _make_test_model(args)
+    if args.command == "demo":
+        from gemma_lsp.demo import run_demo
+
+        return run_demo(args.model)
+    if args.command == "bench":
+        return _bench(args)
+    return 2
+
+
+if __name__ == "__main__":
+    sys.exit(main())

@@ -1,0 +1,89 @@
+"""Gemma fill-in-the-middle prompts, built as token ids.
+
+``[<bos>, <|fim_prefix|>] + prefix + [<|fim_suffix|>] + suffix + [<|fim_middle|>]``
+
+Prefix and suffix are windows sized in tokens. The prefix window starts at a line boundary
+that stays put from one keystroke to the next (an *anchor*): a window that slid by a token
+on every keystroke would change the start of the prompt and throw away the whole KV cache.
+The anchor moves only when the prefix outgrows its budget, and then it jumps forward so the
+prefix fills about three quarters of the budget, leaving room to type before the next move.
+
+Document text is tokenized without special tokens, so a file that contains the text of a
+control token (``<|fim_prefix|>``) cannot inject it into the prompt.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+
+from gemma_lsp.engine import Backend
+
+# A generous upper bound of characters per token, to tokenize only a window of a big file.
+_CHARS_PER_TOKEN_BOUND = 12
+_REANCHOR_FILL = 0.75
+
+
+@dataclass(frozen=True)
+class FimWindows:
+    prefix_tokens: int
+    suffix_tokens: int
+
+
+class FimPromptBuilder:
+    """Builds FIM prompts and keeps each document's prefix anchor between requests."""
+
+    def __init__(self) -> None:
+        self._anchors: dict[str, int] = {}
+
+    def forget(self, uri: str) -> None:
+        self._anchors.pop(uri, None)
+
+    def build(self, backend: Backend, uri: str, text: str, offset: int, windows: FimWindows) -> list[int]:
+        sp = backend.special
+        prefix = self._prefix_tokens(backend, uri, text, offset, windows.prefix_tokens)
+        if sp.fim_prefix is None or sp.fim_suffix is None or sp.fim_middle is None:
+            # A model without FIM tokens can still continue the text before the cursor.
+            return [sp.bos, *prefix]
+        suffix = self._suffix_tokens(backend, text, offset, windows.suffix_tokens)
+        return [sp.bos, sp.fim_prefix, *prefix, sp.fim_suffix, *suffix, sp.fim_middle]
+
+    def _prefix_tokens(self, backend: Backend, uri: str, text: str, offset: int, budget: int) -> list[int]:
+        anchor = self._anchors.get(uri)
+        if anchor is not None and anchor <= offset and _is_line_start(text, anchor):
+            tokens = backend.tokenize(text[anchor:offset])
+            if len(tokens) <= budget:
+                return tokens
+        anchor = self._choose_anchor(backend, text, offset, budget)
+        self._anchors[uri] = anchor
+        tokens = backend.tokenize(text[anchor:offset])
+        return tokens[-budget:] if len(tokens) > budget else tokens
+
+    @staticmethod
+    def _choose_anchor(backend: Backend, text: str, offset: int, budget: int) -> int:
+        """The earliest line start whose text up to ``offset`` fits in ~3/4 of the budget."""
+        lo = max(0, offset - budget * _CHARS_PER_TOKEN_BOUND)
+        if lo == 0 and len(backend.tokenize(text[:offset])) <= budget:
+            return 0
+        target = int(budget * _REANCHOR_FILL)
+        used = 0
+        anchor = offset - (offset - text.rfind("\n", 0, offset) - 1)  # start of the cursor's line
+        used = len(backend.tokenize(text[anchor:offset]))
+        while anchor > lo:
+            start = text.rfind("\n", 0, anchor - 1) + 1
+            cost = len(backend.tokenize(text[start:anchor]))
+            if used + cost > target:
+                break
+            used += cost
+            anchor = start
+        return anchor
+
+    @staticmethod
+    def _suffix_tokens(backend: Backend, text: str, offset: int, budget: int) -> list[int]:
+        if budget <= 0 or offset >= len(text):
+            return []
+        window = text[offset : offset + budget * _CHARS_PER_TOKEN_BOUND]
+        return backend.tokenize(window)[:budget]
+
+
+def _is_line_start(text: str, offset: int) -> bool:
+    return offset == 0 or (0 < offset <= len(text) and text[offset - 1] == "\n")

@@ -1,0 +1,30 @@
+"""Settings: pydantic models, layered merge, atomic TOML persistence. Imports nothing of ours."""
+
+from .models import CompletionSettings, LogSettings, ModelSettings, Settings
+from .store import (
+    CONFIG_ENV,
+    apply_layer,
+    deep_merge,
+    default_cache_dir,
+    default_config_path,
+    load_file,
+    load_settings,
+    save_file,
+    validate,
+)
+
+__all__ = [
+    "CONFIG_ENV",
+    "CompletionSettings",
+    "LogSettings",
+    "ModelSettings",
+    "Settings",
+    "apply_layer",
+    "deep_merge",
+    "default_cache_dir",
+    "default_config_path",
+    "load_file",
+    "load_settings",
+    "save_file",
+    "validate",
+]

@@ -1,0 +1,83 @@
+"""Pydantic models for every setting, with their defaults.
+
+Keys are snake_case everywhere: in the TOML file, in ``initializationOptions`` and in
+``workspace/didChangeConfiguration`` (under a ``gemma`` section or at the top level).
+"""
+
+from __future__ import annotations
+
+from pathlib import Path
+from typing import Literal
+
+from pydantic import BaseModel, ConfigDict, Field, model_validator
+
+
+class _Section(BaseModel):
+    # An unknown key is almost always a typo: reject it rather than silently ignore it.
+    model_config = ConfigDict(extra="forbid", validate_assignment=True)
+
+
+class ModelSettings(_Section):
+    """Which model to load and how the backend runs it."""
+
+    path: Path | None = Field(
+        default=None, description="Path to a Gemma GGUF file (gemma, gemma2 or gemma3 architecture)."
+    )
+    backend: Literal["llama.cpp"] = "llama.cpp"
+    n_ctx: int = Field(default=8192, ge=256, le=1_048_576, description="Context size in tokens.")
+    n_threads: int | None = Field(default=None, ge=1, le=512, description="CPU threads; none = all cores.")
+    n_batch: int = Field(default=512, ge=1, le=65536, description="Prompt evaluation batch size.")
+    rope_scaling: Literal["none", "linear", "yarn"] | None = Field(
+        default=None, description="RoPE scaling type; none = as the model file says."
+    )
+    rope_freq_base: float = Field(default=0.0, ge=0, description="0 = from the model file.")
+    rope_freq_scale: float = Field(default=0.0, ge=0, description="0 = from the model file.")
+    yarn_ext_factor: float = Field(default=-1.0, description="-1 = from the model file.")
+    yarn_attn_factor: float = Field(default=1.0, gt=0)
+    yarn_beta_fast: float = Field(default=32.0, gt=0)
+    yarn_beta_slow: float = Field(default=1.0, gt=0)
+    yarn_orig_ctx: int = Field(default=0, ge=0, description="0 = from the model file.")
+    warmup: bool = Field(default=True, description="Run one evaluation after load so the first request is fast.")
+    idle_unload_seconds: float = Field(
+        default=1800.0, ge=0, description="Unload the model after this long without requests; 0 = never."
+    )
+
+
+class CompletionSettings(_Section):
+    """Inline completion: prompt windows and generation limits."""
+
+    enabled: bool = True
+    prefix_tokens: int = Field(default=1024, ge=16, description="Tokens of text before the cursor in the prompt.")
+    suffix_tokens: int = Field(default=256, ge=0, description="Tokens of text after the cursor in the prompt.")
+    max_tokens: int = Field(default=64, ge=1, le=32768, description="Most tokens one suggestion may have.")
+    max_lines: int = Field(default=8, ge=1, description="Most lines one suggestion may have.")
+    temperature: float = Field(default=0.0, ge=0, le=5, description="0 = greedy (deterministic).")
+    seed: int | None = Field(default=None, description="Seed for sampling; none = a fixed default.")
+
+    @model_validator(mode="after")
+    def _windows_fit(self) -> "CompletionSettings":
+        if self.prefix_tokens + self.suffix_tokens + self.max_tokens + 8 > 1_048_576:
+            raise ValueError("prefix_tokens + suffix_tokens + max_tokens is larger than any context")
+        return self
+
+
+class LogSettings(_Section):
+    level: Literal["debug", "info", "warning", "error"] = "info"
+
+
+class Settings(_Section):
+    """All settings. Merged: defaults <- TOML file <- initializationOptions <- didChangeConfiguration."""
+
+    model: ModelSettings = Field(default_factory=ModelSettings)
+    completion: CompletionSettings = Field(default_factory=CompletionSettings)
+    log: LogSettings = Field(default_factory=LogSettings)
+
+    @model_validator(mode="after")
+    def _prompt_fits_context(self) -> "Settings":
+        need = self.completion.prefix_tokens + self.completion.suffix_tokens + self.completion.max_tokens + 8
+        if need > self.model.n_ctx:
+            raise ValueError(
+                f"completion.prefix_tokens + suffix_tokens + max_tokens ({need - 8}) does not fit in "
+                f"model.n_ctx ({self.model.n_ctx})"
+            )
+        return self

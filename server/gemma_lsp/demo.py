@@ -1,0 +1,128 @@
+"""``gemma-lsp demo``: start the real server over stdio and drive it as an editor would."""
+
+from __future__ import annotations
+
+import asyncio
+import tempfile
+import time
+from pathlib import Path
+
+SAMPLE = (
+    '"""A small module to complete in."""\n'
+    "\n"
+    "\n"
+    "def fibonacci(n: int) -> int:\n"
+    '    """Return the n-th Fibonacci number."""\n'
+    "    a, b = 0, 1\n"
+    "    for _ in range(n):\n"
+    "        a, b = b, a + b\n"
+    "    return a\n"
+    "\n"
+    "\n"
+    "def is_prime(n: int) -> bool:\n"
+    '    """Return True when n is a prime number."""\n'
+    "    if n < 2:\n"
+    "        return False\n"
+    "    \n"
+)
+# The cursor: the empty, indented line at the end of is_prime.
+CURSOR = (15, 4)
+
+
+def demo_model_path() -> Path:
+    from gemma_lsp.config import default_cache_dir
+
+    return default_cache_dir() / "models" / "gemma3-tiny-random.gguf"
+
+
+def run_demo(model: Path | None) -> int:
+    return asyncio.run(_demo(model))
+
+
+async def _demo(model: Path | None) -> int:
+    from gemma_lsp.lsp.client import EditorSession, file_uri
+
+    started = time.perf_counter()
+    if model is None:
+        model = demo_model_path()
+        if not model.exists():
+            from gemma_lsp.engine.testmodel import write_test_model
+
+            write_test_model(model, arch="gemma3", preset="tiny")
+        print(
+            f"No model given, so the demo uses a tiny Gemma 3-architecture model with RANDOM weights\n"
+            f"  ({model}).\n"
+            f"  Its suggestions are nonsense text; everything around them is the real path: the LSP server,\n"
+            f"  the in-process llama.cpp engine, FIM prompts, cancellation.\n"
+            f"  For real suggestions point at a Gemma GGUF: gemma-lsp demo --model path/to/gemma-3-1b-it-q4_0.gguf\n"
+        )
+    else:
+        print(f"Model: {model}\n")
+
+    workdir = Path(tempfile.mkdtemp(prefix="gemma-lsp-demo-"))
+    source = workdir / "sample.py"
+    source.write_text(SAMPLE)
+    uri = file_uri(source)
+
+    session = EditorSession(settings={"model": {"path": str(model)}, "completion": {"max_tokens": 24, "max_lines": 3}})
+    print("Starting `gemma-lsp serve` over stdio and initializing...")
+    init = await session.start()
+    caps = init.capabilities
+    print(
+        f"  server {init.server_info.name} {init.server_info.version}: "
+        f"inlineCompletion={'yes' if caps.inline_completion_provider else 'no'}, "
+        f"completion={'yes' if caps.completion_provider else 'no'}"
+    )
+    try:
+        session.open(uri, SAMPLE)
+        line, col = CURSOR
+        print(f"Opened {source.name}; asking for an inline completion at line {line + 1}, column {col + 1}:")
+        lines = SAMPLE.split("\n")
+        lines[line] = lines[line][:col] + "\u2588" + lines[line][col:] + "   <- cursor"
+        print("\n".join(f"    {i + 1:>3} | {text}" for i, text in enumerate(lines[: line + 1])))
+        t0 = time.perf_counter()
+        inline = await session.inline(uri, line, col)
+        first_result_ms = (time.perf_counter() - started) * 1000
+        inline_ms = (time.perf_counter() - t0) * 1000
+        stats = await session.stats()
+        if stats.get("load_error"):
+            print(f"\nThe model did not load: {stats['load_error']}")
+            return 1
+        _show_inline(inline, inline_ms)
+
+        t0 = time.perf_counter()
+        completion = await session.complete(uri, line, col)
+        completion_ms = (time.perf_counter() - t0) * 1000
+        items = completion.items if completion else []
+        print(f"\ntextDocument/completion ({completion_ms:.0f} ms): {len(items)} item(s)")
+        for item in items:
+            print(f"  label: {item.label!r}")
+            print(f"  edit:  {item.text_edit.new_text!r} at {_fmt_range(item.text_edit.range)}")
+
+        stats = await session.stats()
+        info = stats.get("model") or {}
+        last = stats.get("last") or {}
+        print("\nTimings")
+        print(f"  model load:        {stats.get('last_load_ms') or 0:.0f} ms "
+              f"({info.get('architecture')}, {info.get('n_params', 0) / 1e6:.2f}M parameters)")
+        print(f"  first result:      {first_result_ms:.0f} ms after start (server start, initialize, load included)")
+        print(f"  last request:      {last.get('engine_ms', 0):.1f} ms in the engine, "
+              f"{last.get('tokens_evaluated')} of {last.get('prompt_tokens')} prompt tokens evaluated "
+              f"({last.get('tokens_reused')} reused from the KV cache)")
+    finally:
+        await session.stop()
+    print(f"  total:             {(time.perf_counter() - started) * 1000:.0f} ms")
+    for message in session.messages:
+        print(f"  server said: {message}")
+    return 0
+
+
+def _show_inline(result, elapsed_ms: float) -> None:
+    items = result.items if result is not None else []
+    print(f"\ntextDocument/inlineCompletion ({elapsed_ms:.0f} ms): {len(items)} item(s)")
+    for item in items:
+        print(f"  insert {item.insert_text!r} at {_fmt_range(item.range)}")
+
+
+def _fmt_range(rng) -> str:
+    return f"{rng.start.line + 1}:{rng.start.character + 1}-{rng.end.line + 1}:{rng.end.character + 1}"

@@ -1,0 +1,311 @@
+"""The llama.cpp backend: GGUF Gemma models in-process through llama-cpp-python.
+
+What it adds over ``llama_cpp.Llama``:
+- the model file is checked before llama.cpp sees it (exists, readable, GGUF, a Gemma
+  architecture), so a bad path gives one clear sentence instead of a crash or a stack trace;
+- logits of the last position read straight from the context (no ``logits_all``);
+- longest-common-prefix reuse of the KV cache, so an edit re-evaluates only what follows it;
+- prompt evaluation that can be aborted mid-batch through llama.cpp's abort callback;
+- llama.cpp's own logging silenced (stdout must stay clean for the stdio transport).
+"""
+
+from __future__ import annotations
+
+import ctypes
+import logging
+import os
+import struct
+import threading
+import time
+from pathlib import Path
+
+import numpy as np
+
+from gemma_lsp.config import ModelSettings
+from gemma_lsp.errors import Cancelled, ModelUnavailable
+
+from .backend import EvalResult, ModelInfo, SpecialTokens
+
+log = logging.getLogger(__name__)
+
+SUPPORTED_ARCHES = ("gemma", "gemma2", "gemma3")
+_GGUF_MAGIC = b"GGUF"
+_ROPE_SCALING = {"none": 0, "linear": 1, "yarn": 2}
+
+# llama.cpp keeps a raw pointer to the log callback: the ctypes object must live as long as the
+# process, or the next log line calls freed memory.
+_LOG_CALLBACK = None
+
+
+def _silence_llama_logs() -> None:
+    global _LOG_CALLBACK
+    if _LOG_CALLBACK is not None:
+        return
+    import llama_cpp
+
+    def forward(level: int, text: bytes, user_data: ctypes.c_void_p) -> None:
+        if level in (2, 3):  # warnings and errors go to our log (a file or stderr), never stdout
+            log.debug("llama.cpp: %s", text.decode("utf-8", "replace").rstrip())
+
+    _LOG_CALLBACK = llama_cpp.llama_log_callback(forward)
+    llama_cpp.llama_log_set(_LOG_CALLBACK, ctypes.c_void_p(0))
+
+
+def read_architecture(path: Path) -> str:
+    """The ``general.architecture`` of a GGUF file, or :class:`ModelUnavailable` saying why not."""
+    if not path.exists():
+        raise ModelUnavailable(f"Model file {path} does not exist.")
+    if path.is_dir():
+        raise ModelUnavailable(f"Model path {path} is a folder, not a GGUF file.")
+    try:
+        with open(path, "rb") as f:
+            head = f.read(4 + 4 + 8 + 8)
+            if len(head) < 24 or head[:4] != _GGUF_MAGIC:
+                raise ModelUnavailable(f"Model file {path} is not a GGUF file.")
+            version = struct.unpack("<I", head[4:8])[0]
+            if version < 2:
+                raise ModelUnavailable(f"Model file {path} is GGUF version {version}, which is too old.")
+            n_kv = struct.unpack("<Q", head[16:24])[0]
+            for _ in range(min(n_kv, 4096)):
+                key = _read_str(f)
+                (vtype,) = struct.unpack("<I", f.read(4))
+                if key == "general.architecture" and vtype == 8:
+                    return _read_str(f)
+                _skip_value(f, vtype)
+    except PermissionError:
+        raise ModelUnavailable(f"Model file {path} is not readable (permission denied).") from None
+    except (OSError, struct.error, UnicodeDecodeError, ValueError):
+        raise ModelUnavailable(f"Model file {path} is not a valid GGUF file (truncated or corrupt).") from None
+    raise ModelUnavailable(f"Model file {path} does not say which architecture it is.")
+
+
+_SCALAR_SIZES = {0: 1, 1: 1, 2: 2, 3: 2, 4: 4, 5: 4, 6: 4, 7: 1, 10: 8, 11: 8, 12: 8}
+
+
+def _read_str(f) -> str:
+    (n,) = struct.unpack("<Q", f.read(8))
+    if n > 1 << 24:
+        raise ValueError("string too long")
+    return f.read(n).decode("utf-8")
+
+
+def _skip_value(f, vtype: int) -> None:
+    if vtype in _SCALAR_SIZES:
+        f.seek(_SCALAR_SIZES[vtype], os.SEEK_CUR)
+    elif vtype == 8:
+        (n,) = struct.unpack("<Q", f.read(8))
+        f.seek(n, os.SEEK_CUR)
+    elif vtype == 9:
+        (item_type,) = struct.unpack("<I", f.read(4))
+        (count,) = struct.unpack("<Q", f.read(8))
+        if item_type in _SCALAR_SIZES:
+            f.seek(_SCALAR_SIZES[item_type] * count, os.SEEK_CUR)
+        else:
+            for _ in range(count):
+                _skip_value(f, item_type)
+    else:
+        raise ValueError(f"unknown GGUF value type {vtype}")
+
+
+class LlamaCppBackend:
+    """One GGUF Gemma model and one context (one KV cache) in this process."""
+
+    def __init__(self, llm, path: Path, architecture: str) -> None:
+        import llama_cpp
+
+        self._lib = llama_cpp
+        self._llm = llm
+        model = llm._model
+        self._n_vocab = model.n_vocab()
+        self.special = SpecialTokens(
+            bos=model.token_bos(),
+            eos=model.token_eos(),
+            end_of_turn=_valid(model.token_eot()),
+            fim_prefix=_valid(model.token_prefix()),
+            fim_suffix=_valid(model.token_suffix()),
+            fim_middle=_valid(model.token_middle()),
+            file_separator=_valid(llama_cpp.llama_vocab_fim_sep(model.vocab)),
+        )
+        self.info = ModelInfo(
+            path=str(path),
+            architecture=architecture,
+            n_vocab=self._n_vocab,
+            n_ctx=llm.n_ctx(),
+            n_ctx_train=model.n_ctx_train(),
+            n_params=model.n_params(),
+            size_bytes=model.size(),
+        )
+        self._cached: list[int] = []
+        self._abort = threading.Event()
+        self._abort_flag: threading.Event | None = None
+        # Checked by llama.cpp between graph computations: returning True aborts llama_decode.
+        self._abort_cb = llama_cpp.ggml_abort_callback(self._should_abort)
+        llama_cpp.llama_set_abort_callback(llm.ctx, self._abort_cb, None)
+        self._embedder = None
+        self._piece_cache: dict[int, bytes] = {}
+
+    # ----------------------------------------------------------------- load
+    @classmethod
+    def load(cls, settings: ModelSettings, progress=None) -> "LlamaCppBackend":
+        """Check and load ``settings.path``; raises :class:`ModelUnavailable` with one sentence."""
+        progress = progress or (lambda message, pct: None)
+        if settings.path is None:
+            raise ModelUnavailable("No model configured: set model.path to a Gemma GGUF file.")
+        path = Path(settings.path).expanduser()
+        arch = read_architecture(path)
+        if arch not in SUPPORTED_ARCHES:
+            raise ModelUnavailable(
+                f"Model file {path} is a {arch!r} model; gemma-lsp runs Gemma models "
+                f"({', '.join(SUPPORTED_ARCHES)})."
+            )
+        _silence_llama_logs()
+        import llama_cpp
+
+        progress("reading weights", 10)
+        kwargs = dict(
+            model_path=str(path),
+            n_ctx=settings.n_ctx,
+            n_batch=settings.n_batch,
+            n_ubatch=settings.n_batch,
+            n_threads=settings.n_threads,
+            n_threads_batch=settings.n_threads,
+            rope_freq_base=settings.rope_freq_base,
+            rope_freq_scale=settings.rope_freq_scale,
+            yarn_ext_factor=settings.yarn_ext_factor,
+            yarn_attn_factor=settings.yarn_attn_factor,
+            yarn_beta_fast=settings.yarn_beta_fast,
+            yarn_beta_slow=settings.yarn_beta_slow,
+            yarn_orig_ctx=settings.yarn_orig_ctx,
+            logits_all=False,
+            verbose=False,
+        )
+        if settings.rope_scaling is not None:
+            kwargs["rope_scaling_type"] = _ROPE_SCALING[settings.rope_scaling]
+        try:
+            llm = llama_cpp.Llama(**kwargs)
+        except (ValueError, RuntimeError, OSError) as exc:
+            raise ModelUnavailable(f"llama.cpp could not load model file {path} ({exc}).") from None
+        backend = cls(llm, path, arch)
+        if settings.warmup:
+            progress("warming up", 80)
+            backend.warm_up()
+        progress("ready", 100)
+        return backend
+
+    def warm_up(self) -> None:
+        """One evaluation so the first real request does not pay llama.cpp's one-time set-up."""
+        started = time.perf_counter()
+        self.eval([self.special.bos])
+        self.reset()
+        log.debug("warm-up took %.1f ms", (time.perf_counter() - started) * 1000)
+
+    # ------------------------------------------------------------ tokenizer
+    def tokenize(self, text: str, *, add_bos: bool = False, special: bool = False) -> list[int]:
+        if not text:
+            return [self.special.bos] if add_bos else []
+        return self._llm.tokenize(text.encode("utf-8"), add_bos=add_bos, special=special)
+
+    def detokenize(self, tokens: list[int], *, special: bool = False) -> str:
+        return self._llm._model.detokenize(list(tokens), special=special).decode("utf-8", "replace")
+
+    def token_bytes(self, token: int) -> bytes:
+        piece = self._piece_cache.get(token)
+        if piece is None:
+            piece = self._llm._model.detokenize([token], special=False)
+            self._piece_cache[token] = piece
+        return piece
+
+    @property
+    def n_ctx(self) -> int:
+        return self.info.n_ctx
+
+    @property
+    def n_vocab(self) -> int:
+        return self._n_vocab
+
+    # ------------------------------------------------------------ evaluation
+    @property
+    def cached_tokens(self) -> list[int]:
+        return list(self._cached)
+
+    def reset(self) -> None:
+        self._llm._ctx.kv_cache_clear()
+        self._llm.n_tokens = 0
+        self._cached = []
+
+    def eval(self, tokens: list[int], abort: threading.Event | None = None) -> EvalResult:
+        if not tokens:
+            raise ValueError("eval needs at least one token")
+        if len(tokens) > self.n_ctx:
+            raise ValueError(f"prompt of {len(tokens)} tokens does not fit the context of {self.n_ctx}")
+        cached = self._cached
+        keep = 0
+        limit = min(len(cached), len(tokens) - 1)  # evaluate at least one token to get logits
+        while keep < limit and cached[keep] == tokens[keep]:
+            keep += 1
+        return self._evaluate_from(keep, tokens, abort)
+
+    def extend(self, tokens: list[int], abort: threading.Event | None = None) -> EvalResult:
+        """Append ``tokens`` to what the cache holds and return the next-token logits."""
+        return self._evaluate_from(len(self._cached), self._cached + list(tokens), abort)
+
+    def _evaluate_from(self, keep: int, tokens: list[int], abort: threading.Event | None) -> EvalResult:
+        llm = self._llm
+        if keep < len(self._cached):
+            llm._ctx.kv_cache_seq_rm(-1, keep, -1)
+        llm.n_tokens = keep
+        self._cached = self._cached[:keep]
+        todo = tokens[keep:]
+        batch = llm.n_batch
+        self._abort_flag = abort
+        try:
+            for i in range(0, len(todo), batch):
+                chunk = todo[i : i + batch]
+                if abort is not None and abort.is_set():
+                    raise Cancelled("prompt evaluation aborted")
+                try:
+                    llm.eval(chunk)
+                except RuntimeError as exc:
+                    # An aborted decode (code 2) leaves the chunk's KV entries unknown: drop them.
+                    llm._ctx.kv_cache_seq_rm(-1, len(self._cached), -1)
+                    llm.n_tokens = len(self._cached)
+                    if abort is not None and abort.is_set():
+                        raise Cancelled("prompt evaluation aborted") from None
+                    raise
+                self._cached.extend(chunk)
+        finally:
+            self._abort_flag = None
+        ptr = self._lib.llama_get_logits_ith(llm.ctx, -1)
+        logits = np.ctypeslib.as_array(ptr, shape=(self._n_vocab,)).copy()
+        return EvalResult(logits=logits, tokens_reused=keep, tokens_evaluated=len(todo))
+
+    def _should_abort(self, _data) -> bool:
+        flag = self._abort_flag
+        return bool(flag is not None and flag.is_set())
+
+    # ------------------------------------------------------------ embeddings
+    def embed(self, texts: list[str]) -> np.ndarray:
+        """Mean-pooled embeddings from a second context on the same (memory-mapped) file."""
+        if self._embedder is None:
+            import llama_cpp
+
+            self._embedder = llama_cpp.Llama(
+                model_path=self.info.path,
+                n_ctx=min(self.n_ctx, 2048),
+                embedding=True,
+                pooling_type=llama_cpp.LLAMA_POOLING_TYPE_MEAN,
+                verbose=False,
+            )
+        vectors = self._embedder.embed(list(texts))
+        return np.asarray(vectors, dtype=np.float32)
+
+    def close(self) -> None:
+        self._abort_flag = None
+        for llm in (self._embedder, self._llm):
+            if llm is not None:
+                llm.close()
+        self._embedder = None
+
+
+def _valid(token: int) -> int | None:
+    return token if token is not None and token >= 0 else None

@@ -1,0 +1,171 @@
+"""A small editor-like LSP client that runs ``gemma-lsp serve`` as a child process over stdio.
+
+The demo and the benchmarks drive the real server through it exactly as an editor would:
+initialize, open a document, edit it, ask for completions, shut down.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import sys
+import time
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+from lsprotocol import types as lsp
+from pygls.lsp.client import LanguageClient
+
+from gemma_lsp import __version__
+
+from .features import STATS_METHOD
+
+CLIENT_CAPABILITIES = lsp.ClientCapabilities(
+    text_document=lsp.TextDocumentClientCapabilities(
+        synchronization=lsp.TextDocumentSyncClientCapabilities(did_save=True),
+        completion=lsp.CompletionClientCapabilities(
+            completion_item=lsp.ClientCompletionItemOptions(snippet_support=False),
+        ),
+        inline_completion=lsp.InlineCompletionClientCapabilities(dynamic_registration=False),
+    ),
+    window=lsp.WindowClientCapabilities(work_done_progress=True, show_message=lsp.ShowMessageRequestClientCapabilities()),
+)
+
+
+@dataclass
+class EditorSession:
+    """One server process and the documents open in it."""
+
+    settings: dict[str, Any] = field(default_factory=dict)
+    server_args: list[str] = field(default_factory=list)
+    messages: list[str] = field(default_factory=list)
+    progress: list[str] = field(default_factory=list)
+    model_ready: asyncio.Event = field(default_factory=asyncio.Event)
+    _client: LanguageClient | None = None
+    _versions: dict[str, int] = field(default_factory=dict)
+
+    async def start(self) -> lsp.InitializeResult:
+        client = LanguageClient("gemma-lsp-driver", __version__)
+        self._client = client
+
+        @client.feature(lsp.WINDOW_SHOW_MESSAGE)
+        def show_message(params: lsp.ShowMessageParams) -> None:
+            self.messages.append(params.message)
+
+        @client.feature(lsp.WINDOW_LOG_MESSAGE)
+        def log_message(params: lsp.LogMessageParams) -> None:
+            pass
+
+        @client.feature(lsp.WINDOW_WORK_DONE_PROGRESS_CREATE)
+        def create_progress(params: lsp.WorkDoneProgressCreateParams) -> None:
+            return None
+
+        @client.feature(lsp.PROGRESS)
+        def on_progress(params: lsp.ProgressParams) -> None:
+            value = params.value
+            kind = value.get("kind") if isinstance(value, dict) else getattr(value, "kind", None)
+            title = value.get("title") or value.get("message") if isinstance(value, dict) else None
+            self.progress.append(f"{kind}: {title or ''}".strip())
+            if kind == "end":
+                self.model_ready.set()
+
+        await client.start_io(sys.executable, "-m", "gemma_lsp", "serve", *self.server_args)
+        result = await client.initialize_async(
+            lsp.InitializeParams(
+                capabilities=CLIENT_CAPABILITIES,
+                process_id=None,
+                root_uri=None,
+                initialization_options={"gemma": self.settings},
+            )
+        )
+        client.initialized(lsp.InitializedParams())
+        return result
+
+    @property
+    def client(self) -> LanguageClient:
+        assert self._client is not None, "call start() first"
+        return self._client
+
+    def open(self, uri: str, text: str, language_id: str = "python") -> None:
+        self._versions[uri] = 1
+        self.client.text_document_did_open(
+            lsp.DidOpenTextDocumentParams(
+                text_document=lsp.TextDocumentItem(uri=uri, language_id=language_id, version=1, text=text)
+            )
+        )
+
+    def replace_all(self, uri: str, text: str) -> None:
+        self._versions[uri] += 1
+        self.client.text_document_did_change(
+            lsp.DidChangeTextDocumentParams(
+                text_document=lsp.VersionedTextDocumentIdentifier(uri=uri, version=self._versions[uri]),
+                content_changes=[lsp.TextDocumentContentChangeWholeDocument(text=text)],
+            )
+        )
+
+    def insert(self, uri: str, line: int, character: int, text: str) -> None:
+        self._versions[uri] += 1
+        pos = lsp.Position(line=line, character=character)
+        self.client.text_document_did_change(
+            lsp.DidChangeTextDocumentParams(
+                text_document=lsp.VersionedTextDocumentIdentifier(uri=uri, version=self._versions[uri]),
+                content_changes=[lsp.TextDocumentContentChangePartial(range=lsp.Range(start=pos, end=pos), text=text)],
+            )
+        )
+
+    async def inline(self, uri: str, line: int, character: int) -> lsp.InlineCompletionList | None:
+        return await self.client.text_document_inline_completion_async(
+            lsp.InlineCompletionParams(
+                text_document=lsp.TextDocumentIdentifier(uri=uri),
+                position=lsp.Position(line=line, character=character),
+                context=lsp.InlineCompletionContext(trigger_kind=lsp.InlineCompletionTriggerKind.Automatic),
+            )
+        )
+
+    async def complete(self, uri: str, line: int, character: int) -> Any:
+        return await self.client.text_document_completion_async(
+            lsp.CompletionParams(
+                text_document=lsp.TextDocumentIdentifier(uri=uri),
+                position=lsp.Position(line=line, character=character),
+            )
+        )
+
+    async def stats(self) -> dict[str, Any]:
+        result = await self.client.protocol.send_request_async(STATS_METHOD, None)
+        return _plain(result)
+
+    async def wait_until_loaded(self, timeout: float = 300.0) -> dict[str, Any]:
+        """Poll ``gemma/stats`` until the model is loaded or failed to load."""
+        deadline = time.monotonic() + timeout
+        while True:
+            stats = await self.stats()
+            if stats.get("loaded") or stats.get("load_error"):
+                return stats
+            if time.monotonic() > deadline:
+                raise TimeoutError("the model did not load in time")
+            await asyncio.sleep(0.02)
+
+    async def stop(self) -> None:
+        if self._client is None:
+            return
+        try:
+            await asyncio.wait_for(self.client.shutdown_async(None), 30)
+            self.client.exit(None)
+        finally:
+            await self.client.stop()
+            self._client = None
+
+
+def _plain(value: Any) -> Any:
+    """pygls hands custom results over as namedtuple-like objects; turn them into dicts."""
+    if hasattr(value, "_asdict"):
+        return {k: _plain(v) for k, v in value._asdict().items()}
+    if isinstance(value, dict):
+        return {k: _plain(v) for k, v in value.items()}
+    if isinstance(value, (list, tuple)):
+        return [_plain(v) for v in value]
+    return value
+
+
+def file_uri(path: str | Path) -> str:
+    return Path(path).absolute().as_uri()

@@ -1,0 +1,117 @@
+"""LSP features: lifecycle, configuration, inline completion, completion, stats.
+
+Handlers translate between LSP types and the domain calls; errors from one request never
+take the server down: a request that cannot be served gets an empty answer, and the reason
+reaches the user once as a message.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import dataclasses
+import logging
+from typing import Any
+
+from lsprotocol import types as lsp
+from pygls.exceptions import JsonRpcRequestCancelled
+
+from gemma_lsp.completion import Suggestion
+from gemma_lsp.errors import Cancelled, ModelUnavailable
+
+from .server import GemmaLanguageServer
+
+log = logging.getLogger(__name__)
+
+STATS_METHOD = "gemma/stats"
+
+
+def register(server: GemmaLanguageServer) -> None:
+    @server.feature(lsp.INITIALIZE)
+    def initialize(ls: GemmaLanguageServer, params: lsp.InitializeParams) -> None:
+        ls.initial_settings(params.initialization_options)
+
+    @server.feature(lsp.INITIALIZED)
+    def initialized(ls: GemmaLanguageServer, params: lsp.InitializedParams) -> None:
+        # The initialize answer never waits for the model: it loads now, in the background.
+        ls.start_loading()
+
+    @server.feature(lsp.WORKSPACE_DID_CHANGE_CONFIGURATION)
+    async def did_change_configuration(ls: GemmaLanguageServer, params: lsp.DidChangeConfigurationParams) -> None:
+        await ls.change_settings(params.settings)
+
+    @server.feature(lsp.TEXT_DOCUMENT_DID_CLOSE)
+    def did_close(ls: GemmaLanguageServer, params: lsp.DidCloseTextDocumentParams) -> None:
+        ls.completions.forget(params.text_document.uri)
+
+    @server.feature(lsp.SHUTDOWN)
+    async def shutdown(ls: GemmaLanguageServer, params: Any) -> None:
+        await ls.engine.close()
+
+    @server.feature(lsp.TEXT_DOCUMENT_INLINE_COMPLETION, lsp.InlineCompletionOptions())
+    async def inline_completion(
+        ls: GemmaLanguageServer, params: lsp.InlineCompletionParams
+    ) -> lsp.InlineCompletionList | None:
+        found = await _suggest(ls, params.text_document.uri, params.position)
+        if found is None:
+            return lsp.InlineCompletionList(items=[])
+        suggestion, rng = found
+        return lsp.InlineCompletionList(items=[lsp.InlineCompletionItem(insert_text=suggestion.text, range=rng)])
+
+    @server.feature(lsp.TEXT_DOCUMENT_COMPLETION, lsp.CompletionOptions(trigger_characters=[".", "(", " "]))
+    async def completion(ls: GemmaLanguageServer, params: lsp.CompletionParams) -> lsp.CompletionList:
+        found = await _suggest(ls, params.text_document.uri, params.position)
+        if found is None:
+            return lsp.CompletionList(is_incomplete=True, items=[])
+        suggestion, rng = found
+        first_line = suggestion.text.strip().splitlines()[0]
+        item = lsp.CompletionItem(
+            label=first_line[:60] + ("…" if len(first_line) > 60 else ""),
+            kind=lsp.CompletionItemKind.Text,
+            detail="gemma-lsp",
+            documentation=suggestion.text,
+            insert_text_format=lsp.InsertTextFormat.PlainText,
+            text_edit=lsp.TextEdit(range=rng, new_text=suggestion.text),
+            sort_text="0",
+            preselect=True,
+        )
+        # Incomplete: the client asks again as the user types, so the suggestion stays fresh.
+        return lsp.CompletionList(is_incomplete=True, items=[item])
+
+    @server.feature(STATS_METHOD)
+    def stats(ls: GemmaLanguageServer, params: Any) -> dict[str, Any]:
+        """Engine counters and the last request's figures (used by tests and benchmarks)."""
+        info = ls.engine.info
+        return {
+            "loaded": ls.engine.loaded,
+            "model": dataclasses.asdict(info) if info else None,
+            "load_error": ls.engine.load_error,
+            **dataclasses.asdict(ls.engine.stats),
+        }
+
+
+async def _suggest(
+    ls: GemmaLanguageServer, uri: str, position: lsp.Position
+) -> tuple[Suggestion, lsp.Range] | None:
+    try:
+        document = ls.workspace.get_text_document(uri)
+        text = document.source
+        offset = document.offset_at_position(position)
+    except Exception as exc:  # unknown document or a position outside it
+        log.warning("cannot complete at %s %s: %s", uri, position, exc)
+        return None
+    try:
+        suggestion = await ls.completions.suggest(uri, text, offset)
+    except asyncio.CancelledError:
+        raise  # $/cancelRequest: pygls answers RequestCancelled
+    except Cancelled:
+        # Overtaken by a newer request for this document: a stale result is never delivered.
+        raise JsonRpcRequestCancelled("superseded by a newer request") from None
+    except ModelUnavailable as exc:
+        ls.report_unavailable(exc)
+        return None
+    if suggestion is None:
+        return None
+    start = document.client_position_at_offset(suggestion.start)
+    end = document.client_position_at_offset(suggestion.end)
+    return suggestion, lsp.Range(start=start, end=end)
+

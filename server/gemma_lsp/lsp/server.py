@@ -1,0 +1,147 @@
+"""The pygls server: lifecycle, documents, configuration, progress and messages.
+
+Only this package imports pygls and lsprotocol. Features live in their own modules and turn
+LSP params into plain calls on the domain layers (``completion/``, ``engine/``) and back.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import logging
+import uuid
+from pathlib import Path
+from typing import Any
+
+from lsprotocol import types as lsp
+from pygls.lsp.server import LanguageServer
+
+from gemma_lsp import __version__
+from gemma_lsp.completion import CompletionService
+from gemma_lsp.config import Settings, apply_layer, load_file
+from gemma_lsp.engine import EngineManager
+from gemma_lsp.errors import ConfigError, ModelUnavailable
+
+log = logging.getLogger(__name__)
+
+CONFIG_SECTION = "gemma"
+
+
+class GemmaLanguageServer(LanguageServer):
+    """Holds the server's state as typed attributes; features reach it through ``ls``."""
+
+    def __init__(self, config_path: Path | None = None, overrides: dict[str, Any] | None = None) -> None:
+        super().__init__(
+            "gemma-lsp",
+            __version__,
+            text_document_sync_kind=lsp.TextDocumentSyncKind.Incremental,
+        )
+        self.config_path = config_path
+        self.cli_overrides = overrides or {}
+        self.settings = Settings()
+        self.engine = EngineManager(self.settings.model)
+        self.completions = CompletionService(self.engine, lambda: self.settings.completion)
+        self._load_task: asyncio.Task | None = None
+        self._reported_load_error: str | None = None
+
+    # --------------------------------------------------------------- messages
+    def tell(self, message: str, kind: lsp.MessageType = lsp.MessageType.Error) -> None:
+        """One sentence to the user (window/showMessage) and to the log."""
+        (log.error if kind == lsp.MessageType.Error else log.warning if kind == lsp.MessageType.Warning else log.info)(
+            message
+        )
+        self.window_show_message(lsp.ShowMessageParams(type=kind, message=f"gemma-lsp: {message}"))
+
+    # ----------------------------------------------------------------- config
+    def initial_settings(self, init_options: Any) -> None:
+        """defaults <- TOML file <- command-line overrides <- initializationOptions."""
+        settings = Settings()
+        for name, layer in (
+            ("config file", lambda: load_file(self.config_path) if self.config_path else {}),
+            ("command line", lambda: self.cli_overrides),
+            ("initializationOptions", lambda: _section(init_options)),
+        ):
+            try:
+                settings = apply_layer(settings, layer())
+            except ConfigError as exc:
+                self.tell(f"{exc} ({name}; using the previous values)")
+        self.adopt(settings)
+        self.engine.configure(settings.model)
+
+    def adopt(self, settings: Settings) -> None:
+        self.settings = settings
+        logging.getLogger("gemma_lsp").setLevel(settings.log.level.upper())
+
+    async def change_settings(self, layer: Any) -> None:
+        try:
+            settings = apply_layer(self.settings, _section(layer))
+        except ConfigError as exc:
+            self.tell(f"{exc} The previous settings stay in force.")
+            return
+        model_changed = settings.model != self.settings.model
+        self.adopt(settings)
+        if model_changed and await self.engine.reconfigure(settings.model):
+            self._reported_load_error = None
+            self.start_loading()
+
+    # ------------------------------------------------------------ model load
+    def start_loading(self) -> None:
+        """Load the model in the background with work-done progress; never blocks a request."""
+        if self._load_task is None or self._load_task.done():
+            self._load_task = asyncio.ensure_future(self._load_with_progress())
+
+    async def _load_with_progress(self) -> None:
+        token = f"gemma-lsp/load/{uuid.uuid4()}"
+        path = self.settings.model.path
+        progress = path is not None and await self._begin_progress(token, f"Loading {path.name}")
+        loop = asyncio.get_running_loop()
+
+        def report(message: str, percentage: int) -> None:
+            if progress:
+                loop.call_soon_threadsafe(
+                    self.work_done_progress.report,
+                    token,
+                    lsp.WorkDoneProgressReport(message=message, percentage=percentage),
+                )
+
+        self.engine.set_progress_callback(report)
+        try:
+            info = await self.engine.load()
+            end = f"{info.architecture}, {info.n_params / 1e6:.1f}M parameters, context {info.n_ctx}"
+        except ModelUnavailable as exc:
+            end = "failed"
+            self.report_unavailable(exc)
+        finally:
+            self.engine.set_progress_callback(None)
+        if progress:
+            self.work_done_progress.end(token, lsp.WorkDoneProgressEnd(message=end))
+
+    async def _begin_progress(self, token: str, title: str) -> bool:
+        caps = self.client_capabilities
+        if not (caps and caps.window and caps.window.work_done_progress):
+            return False
+        try:
+            await self.work_done_progress.create_async(token)
+        except Exception as exc:  # the client refused: go on without progress
+            log.debug("work done progress refused: %s", exc)
+            return False
+        self.work_done_progress.begin(token, lsp.WorkDoneProgressBegin(title=title, percentage=0, cancellable=False))
+        return True
+
+    def report_unavailable(self, exc: ModelUnavailable) -> None:
+        """Say once per distinct problem why there are no completions."""
+        message = str(exc)
+        if message != self._reported_load_error:
+            self._reported_load_error = message
+            self.tell(message)
+
+
+def _section(options: Any) -> dict[str, Any]:
+    """Settings from initializationOptions or didChangeConfiguration: ``{"gemma": {...}}`` or flat."""
+    if options is None:
+        return {}
+    if not isinstance(options, dict):
+        raise ConfigError(f"Invalid settings: expected an object, got {type(options).__name__}.")
+    if CONFIG_SECTION in options:
+        inner = options[CONFIG_SECTION]
+        return inner if isinstance(inner, dict) else {}
+    return options

@@ -1,0 +1,44 @@
+"""Shared fixtures: real small Gemma GGUFs made by the project's own writer, isolated config."""
+
+from __future__ import annotations
+
+import os
+import sys
+from pathlib import Path
+
+import pytest
+
+from gemma_lsp.engine.testmodel import write_test_model
+
+SERVER_COMMAND = [sys.executable, "-m", "gemma_lsp", "serve", "-v"]
+
+
+@pytest.fixture(scope="session", autouse=True)
+def _isolated_user_dirs(tmp_path_factory: pytest.TempPathFactory) -> None:
+    """Never read or write the developer's own config or cache from tests (server children inherit this)."""
+    home = tmp_path_factory.mktemp("home")
+    os.environ["XDG_CONFIG_HOME"] = str(home / "config")
+    os.environ["XDG_CACHE_HOME"] = str(home / "cache")
+    os.environ.pop("GEMMA_LSP_CONFIG", None)
+
+
+@pytest.fixture(scope="session")
+def model_dir(tmp_path_factory: pytest.TempPathFactory) -> Path:
+    return tmp_path_factory.mktemp("models")
+
+
+@pytest.fixture(scope="session")
+def tiny_model(model_dir: Path) -> Path:
+    """The tiny gemma3 test model: ~0.5 MB, loads in milliseconds."""
+    return write_test_model(model_dir / "gemma3-tiny.gguf", arch="gemma3", preset="tiny")
+
+
+@pytest.fixture(scope="session")
+def model_factory(model_dir: Path):
+    def make(arch: str = "gemma3", preset: str = "tiny", vocab_size: int | None = None) -> Path:
+        path = model_dir / f"{arch}-{preset}-{vocab_size or 'default'}.gguf"
+        if not path.exists():
+            write_test_model(path, arch=arch, preset=preset, vocab_size=vocab_size)
+        return path
+
+    return make

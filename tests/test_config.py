@@ -1,0 +1,82 @@
+"""Settings: validation that names the key, layered merge, atomic TOML writes."""
+
+from __future__ import annotations
+
+import subprocess
+import sys
+import textwrap
+
+import pytest
+
+from gemma_lsp.config import Settings, apply_layer, load_file, load_settings, save_file
+from gemma_lsp.errors import ConfigError
+
+
+@pytest.mark.parametrize(
+    "layer, key, reason",
+    [
+        ({"model": {"n_ctx": 10}}, "model.n_ctx", "greater than or equal to 256"),
+        ({"model": {"n_threads": "many"}}, "model.n_threads", "valid integer"),
+        ({"completion": {"max_tokens": 0}}, "completion.max_tokens", "greater than or equal to 1"),
+        ({"completion": {"temperature": -1}}, "completion.temperature", "greater than or equal to 0"),
+        ({"completion": {"max_lnes": 3}}, "completion.max_lnes", "unknown setting"),
+        ({"model": {"rope_scaling": "cubic"}}, "model.rope_scaling", "'none', 'linear' or 'yarn'"),
+        ({"log": {"level": "loud"}}, "log.level", "'debug', 'info', 'warning' or 'error'"),
+    ],
+)
+def test_an_invalid_value_is_rejected_with_its_key_named(layer, key, reason):
+    before = Settings()
+    with pytest.raises(ConfigError) as err:
+        apply_layer(before, layer)
+    message = str(err.value)
+    assert message.startswith(f"Invalid setting {key}:") and reason in message
+    assert before == Settings()  # the previous settings are untouched
+
+
+def test_windows_that_do_not_fit_the_context_are_rejected():
+    with pytest.raises(ConfigError, match=r"does not fit in model.n_ctx \(512\)"):
+        apply_layer(Settings(), {"model": {"n_ctx": 512}, "completion": {"prefix_tokens": 1024}})
+
+
+def test_layers_merge_key_by_key_later_ones_winning(tmp_path):
+    path = tmp_path / "config.toml"
+    path.write_text('[model]\npath = "/models/a.gguf"\nn_ctx = 4096\n[completion]\nmax_tokens = 32\n')
+    settings = load_settings(path, {"completion": {"max_lines": 2}})
+    settings = apply_layer(settings, {"model": {"n_ctx": 2048}})
+    assert str(settings.model.path) == "/models/a.gguf"
+    assert settings.model.n_ctx == 2048
+    assert (settings.completion.max_tokens, settings.completion.max_lines) == (32, 2)
+
+
+def test_toml_round_trip(tmp_path):
+    path = tmp_path / "nested" / "config.toml"
+    settings = apply_layer(Settings(), {"model": {"path": "/m.gguf", "rope_scaling": "yarn"}, "completion": {"seed": 7}})
+    save_file(path, settings)
+    assert load_settings(path) == settings
+
+
+def test_a_broken_toml_file_is_reported_with_its_path(tmp_path):
+    path = tmp_path / "config.toml"
+    path.write_text("[model\npath = 1")
+    with pytest.raises(ConfigError, match=f"Invalid config file {path}"):
+        load_file(path)
+
+
+def test_a_crash_mid_write_leaves_the_old_file_intact(tmp_path):
+    path = tmp_path / "config.toml"
+    save_file(path, apply_layer(Settings(), {"completion": {"max_tokens": 11}}))
+    old = path.read_text()
+    # A real crash: the writing process dies (no cleanup, no exception handlers) just as the
+    # new content has been written to disk but before it is renamed into place.
+    script = textwrap.dedent(
+        f"""
+        import os
+        from gemma_lsp.config import Settings, apply_layer, save_file
+        os.fsync = lambda fd: os._exit(9)
+        save_file({str(path)!r}, apply_layer(Settings(), {{"completion": {{"max_tokens": 22}}}}))
+        """
+    )
+    proc = subprocess.run([sys.executable, "-c", script])
+    assert proc.returncode == 9
+    assert path.read_text() == old
+    assert load_settings(path).completion.max_tokens == 11
