@@ -212,3 +212,17 @@ async def test_changing_the_model_path_reloads(client, tiny_model, model_factory
         await asyncio.sleep(0.02)
     assert s.model.architecture == "gemma2" and s.loads == 2
     assert (await client.text_document_inline_completion_async(inline_params())).items
+
+
+async def test_no_message_is_lost_while_the_model_loads(client, model_factory):
+    """Loading must never redirect the process's stdout (the LSP channel), even for a moment."""
+    big_vocab = model_factory("gemma3", "tiny", 262_144)  # ~74 MB: a load that takes a while
+    await start(client, settings_for(big_vocab))
+    answered = 0
+    for _ in range(400):
+        s = await asyncio.wait_for(stats(client), 5)  # a lost answer would time out here
+        answered += 1
+        if s.loaded:
+            break
+        await asyncio.sleep(0.002)
+    assert s.loaded and answered > 1

@@ -63,7 +63,9 @@ def _serve(args: argparse.Namespace) -> int:
             return 2
         server.start_tcp(host, int(port))
     else:
-        server.start_io()
+        from gemma_lsp.lsp.protocol import serve_stdio
+
+        serve_stdio(server)
     return 0
 
 

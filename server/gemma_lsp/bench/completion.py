@@ -58,7 +58,7 @@ def _line_col(text: str, offset: int) -> tuple[int, int]:
 
 
 async def run_completion_bench(
-    model: Path, requests: int = 60, file_tokens: int = 1500, max_tokens: int = 16
+    model: Path, requests: int = 60, file_tokens: int = 1500, max_tokens: int = 16, server_log: Path | None = None
 ) -> dict[str, Any]:
     from gemma_lsp.config import ModelSettings
     from gemma_lsp.engine.llamacpp import LlamaCppBackend
@@ -78,7 +78,8 @@ async def run_completion_bench(
             "model": {"path": str(model), "idle_unload_seconds": 0},
             "completion": {"max_tokens": max_tokens, "max_lines": 4, "prefix_tokens": 2048},
         },
-        server_args=["--config", str(workdir / "no-config.toml")],
+        server_args=["--config", str(workdir / "no-config.toml")]
+        + (["--log-file", str(server_log), "-vv"] if server_log else []),
     )
     await session.start()
     try:
@@ -127,6 +128,7 @@ def main(argv: list[str] | None = None) -> int:
     p.add_argument("--requests", type=int, default=60)
     p.add_argument("--file-tokens", type=int, default=1500)
     p.add_argument("--max-tokens", type=int, default=16)
+    p.add_argument("--server-log", type=Path, help="write the server's debug log here")
     args = p.parse_args(argv)
     model = args.model
     if model is None:
@@ -136,7 +138,7 @@ def main(argv: list[str] | None = None) -> int:
         model = demo_model_path()
         if not model.exists():
             write_test_model(model, arch="gemma3", preset="tiny")
-    result = asyncio.run(run_completion_bench(model, args.requests, args.file_tokens, args.max_tokens))
+    result = asyncio.run(run_completion_bench(model, args.requests, args.file_tokens, args.max_tokens, args.server_log))
     if args.json:
         print(json.dumps(result))
     else:

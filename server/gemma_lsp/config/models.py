@@ -25,7 +25,7 @@ class ModelSettings(_Section):
     )
     backend: Literal["llama.cpp"] = "llama.cpp"
     n_ctx: int = Field(default=8192, ge=256, le=1_048_576, description="Context size in tokens.")
-    n_threads: int | None = Field(default=None, ge=1, le=512, description="CPU threads; none = all cores.")
+    n_threads: int | None = Field(default=None, ge=1, le=512, description="CPU threads; none = half the cores.")
     n_batch: int = Field(default=512, ge=1, le=65536, description="Prompt evaluation batch size.")
     rope_scaling: Literal["none", "linear", "yarn"] | None = Field(
         default=None, description="RoPE scaling type; none = as the model file says."

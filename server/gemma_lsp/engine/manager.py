@@ -50,6 +50,9 @@ class GenerationRequest:
     sampler: Sampler
     limits: GenerationLimits
     key: str | None = None
+    # False: the text arrives in one piece at the end (one wake-up of the event loop instead of
+    # one per token, which is what a completion wants); True: piece by piece as generated.
+    incremental: bool = True
 
 
 @dataclass
@@ -272,7 +275,13 @@ class EngineManager:
                 raise Cancelled("the request was cancelled")
         finally:
             if not job.done:
+                # The caller went away ($/cancelRequest, shutdown): stop the worker and wait the
+                # at most one token it takes, so that "cancelled" always means "engine free".
                 job.cancel()
+                try:
+                    await asyncio.shield(future)
+                except BaseException:  # noqa: BLE001 - the worker's outcome no longer matters
+                    pass
             self._in_flight -= 1
             if request.key is not None and self._latest.get(request.key) is job:
                 del self._latest[request.key]
@@ -280,6 +289,7 @@ class EngineManager:
 
     async def generate(self, request: GenerationRequest) -> GenerationResult:
         """Run a whole generation; see :meth:`stream` for the errors."""
+        request.incremental = False
         parts: list[str] = []
         async for item in self.stream(request):
             if isinstance(item, GenerationResult):
@@ -327,6 +337,8 @@ class EngineManager:
         newlines = 0
         generated = 0
         stop_reason = "max_tokens"
+        held: list[bytes] = []
+        emit = job.emit if req.incremental else held.append
         for step in range(max_new):
             if cancel.is_set():
                 raise Cancelled("cancelled during generation")
@@ -345,17 +357,19 @@ class EngineManager:
                     for _ in range(allowed + 1):
                         cut = piece.index(b"\n", cut + 1)
                     if cut > 0:
-                        job.emit(piece[:cut])
+                        emit(piece[:cut])
                     stop_reason = "max_lines"
                     break
                 newlines += piece.count(b"\n")
-            job.emit(piece)
+            emit(piece)
             if deadline is not None and time.perf_counter() > deadline:
                 stop_reason = "time_limit"
                 break
             if step + 1 < max_new:
                 logits = backend.extend([token], abort=cancel).logits
                 tokens_evaluated += 1
+        if held:
+            job.emit(b"".join(held))
         engine_ms = (time.perf_counter() - started) * 1000
         self.stats.completed += 1
         self.stats.tokens_evaluated += first.tokens_evaluated

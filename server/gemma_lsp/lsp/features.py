@@ -13,6 +13,7 @@ import logging
 from typing import Any
 
 from lsprotocol import types as lsp
+from pygls.capabilities import ServerCapabilitiesBuilder
 from pygls.exceptions import JsonRpcRequestCancelled
 
 from gemma_lsp.completion import Suggestion
@@ -28,6 +29,9 @@ STATS_METHOD = "gemma/stats"
 def register(server: GemmaLanguageServer) -> None:
     @server.feature(lsp.INITIALIZE)
     def initialize(ls: GemmaLanguageServer, params: lsp.InitializeParams) -> None:
+        # The same choice pygls advertises in the initialize answer.
+        encoding = ServerCapabilitiesBuilder.choose_position_encoding(params.capabilities)
+        ls.documents.encoding = str(getattr(encoding, "value", encoding))
         ls.initial_settings(params.initialization_options)
 
     @server.feature(lsp.INITIALIZED)
@@ -92,13 +96,12 @@ def register(server: GemmaLanguageServer) -> None:
 async def _suggest(
     ls: GemmaLanguageServer, uri: str, position: lsp.Position
 ) -> tuple[Suggestion, lsp.Range] | None:
-    try:
-        document = ls.workspace.get_text_document(uri)
-        text = document.source
-        offset = document.offset_at_position(position)
-    except Exception as exc:  # unknown document or a position outside it
-        log.warning("cannot complete at %s %s: %s", uri, position, exc)
+    document = ls.documents.get(uri)
+    if document is None:
+        log.warning("completion asked for %s, which is not open", uri)
         return None
+    text = document.text
+    offset = document.offset_at(position)
     try:
         suggestion = await ls.completions.suggest(uri, text, offset)
     except asyncio.CancelledError:
@@ -111,7 +114,7 @@ async def _suggest(
         return None
     if suggestion is None:
         return None
-    start = document.client_position_at_offset(suggestion.start)
-    end = document.client_position_at_offset(suggestion.end)
+    start = document.position_at(suggestion.start)
+    end = document.position_at(suggestion.end)
     return suggestion, lsp.Range(start=start, end=end)
 

@@ -21,6 +21,9 @@ from gemma_lsp.config import Settings, apply_layer, load_file
 from gemma_lsp.engine import EngineManager
 from gemma_lsp.errors import ConfigError, ModelUnavailable
 
+from .documents import DocumentStore
+from .protocol import GemmaProtocol
+
 log = logging.getLogger(__name__)
 
 CONFIG_SECTION = "gemma"
@@ -34,7 +37,9 @@ class GemmaLanguageServer(LanguageServer):
             "gemma-lsp",
             __version__,
             text_document_sync_kind=lsp.TextDocumentSyncKind.Incremental,
+            protocol_cls=GemmaProtocol,
         )
+        self.documents = DocumentStore()
         self.config_path = config_path
         self.cli_overrides = overrides or {}
         self.settings = Settings()
@@ -54,6 +59,7 @@ class GemmaLanguageServer(LanguageServer):
     # ----------------------------------------------------------------- config
     def initial_settings(self, init_options: Any) -> None:
         """defaults <- TOML file <- command-line overrides <- initializationOptions."""
+
         settings = Settings()
         for name, layer in (
             ("config file", lambda: load_file(self.config_path) if self.config_path else {}),
