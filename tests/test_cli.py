@@ -1,0 +1,100 @@
+"""The command line as a user runs it: demo, make-test-model, bench, serve --tcp."""
+
+from __future__ import annotations
+
+import asyncio
+import json
+import os
+import socket
+import subprocess
+import sys
+
+import pytest
+from lsprotocol import types as lsp
+from pygls.lsp.client import LanguageClient
+
+CLI = [sys.executable, "-m", "gemma_lsp"]
+
+
+def run(*args: str, timeout: float = 240) -> subprocess.CompletedProcess:
+    return subprocess.run([*CLI, *args], capture_output=True, text=True, timeout=timeout, env=os.environ.copy())
+
+
+def test_demo_shows_a_completion_from_the_in_process_engine():
+    proc = run("demo")
+    assert proc.returncode == 0, proc.stderr
+    out = proc.stdout
+    assert "RANDOM weights" in out and "--model" in out  # says plainly what it runs
+    assert "textDocument/inlineCompletion" in out and "1 item(s)" in out
+    assert "insert '" in out and "at 16:5-16:5" in out
+    assert "model load:" in out and "first result:" in out and "total:" in out
+
+
+def test_demo_names_a_missing_model_in_one_sentence(tmp_path):
+    missing = tmp_path / "gemma.gguf"
+    proc = run("demo", "--model", str(missing))
+    assert proc.returncode == 1
+    assert f"Model file {missing} does not exist." in proc.stdout
+
+
+@pytest.mark.parametrize("arch", ["gemma", "gemma2", "gemma3"])
+def test_make_test_model_writes_each_architecture(tmp_path, arch):
+    out = tmp_path / f"{arch}.gguf"
+    proc = run("make-test-model", "--arch", arch, "--out", str(out))
+    assert proc.returncode == 0, proc.stderr
+    assert out.stat().st_size > 100_000 and "random weights" in proc.stdout
+
+
+def test_make_test_model_rejects_a_vocabulary_too_small(tmp_path):
+    proc = run("make-test-model", "--out", str(tmp_path / "m.gguf"), "--vocab-size", "10")
+    assert proc.returncode == 2
+    assert "vocab_size must be at least" in proc.stderr
+
+
+def test_bench_completion_prints_one_json_object(tiny_model):
+    proc = run("bench", "completion", "--json", "--model", str(tiny_model), "--requests", "3", "--file-tokens", "300")
+    assert proc.returncode == 0, proc.stderr
+    result = json.loads(proc.stdout)
+    for key in ("latency_ms", "engine_ms", "overhead_ms"):
+        assert set(result[key]) == {"p50", "p95"}
+    assert result["requests"] == 3
+    assert 0 < result["tokens_evaluated"]["p50"] < result["cold_tokens_evaluated"]
+
+
+async def test_serve_over_tcp(tiny_model, tmp_path):
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        port = s.getsockname()[1]
+    server = subprocess.Popen([*CLI, "serve", "--tcp", f"127.0.0.1:{port}", "--log-file", str(tmp_path / "log")])
+    client = LanguageClient("test", "1")
+    try:
+        for _ in range(100):
+            try:
+                await client.start_tcp("127.0.0.1", port)
+                break
+            except OSError:
+                await asyncio.sleep(0.1)
+        result = await client.initialize_async(
+            lsp.InitializeParams(capabilities=lsp.ClientCapabilities(),
+                                 initialization_options={"gemma": {"model": {"path": str(tiny_model)}}})
+        )
+        assert result.capabilities.inline_completion_provider is not None
+        client.initialized(lsp.InitializedParams())
+        uri = "file:///t.py"
+        client.text_document_did_open(lsp.DidOpenTextDocumentParams(
+            text_document=lsp.TextDocumentItem(uri=uri, language_id="python", version=1, text="def f():\n    ")))
+        answer = await client.text_document_inline_completion_async(lsp.InlineCompletionParams(
+            text_document=lsp.TextDocumentIdentifier(uri=uri), position=lsp.Position(line=1, character=4),
+            context=lsp.InlineCompletionContext(trigger_kind=lsp.InlineCompletionTriggerKind.Invoked)))
+        assert answer.items
+        await client.shutdown_async(None)
+        client.exit(None)
+    finally:
+        await client.stop()
+        server.terminate()
+        server.wait(10)
+
+
+def test_serve_rejects_a_malformed_tcp_address():
+    proc = run("serve", "--tcp", "localhost")
+    assert proc.returncode == 2 and "HOST:PORT" in proc.stderr
