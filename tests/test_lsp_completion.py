@@ -16,6 +16,7 @@ from conftest import SERVER_COMMAND
 URI = "file:///work/sample.py"
 TEXT = 'import os\n\n\ndef greet(name: str) -> str:\n    """Say hello."""\n    return f"hello {name}"\n\n\ndef main():\n    \n'
 CURSOR = lsp.Position(line=9, character=4)
+WARM = lsp.Position(line=0, character=9)  # elsewhere: a repeat at CURSOR would come from the cache
 
 # VS Code-like capabilities, including LSP 3.18 inline completion and work-done progress.
 CAPABILITIES = lsp.ClientCapabilities(
@@ -120,7 +121,7 @@ async def test_edits_are_seen_and_positions_count_utf16(client, tiny_model):
 async def test_cancel_request_answers_request_cancelled_and_stops_the_engine_within_one_token(client, tiny_model):
     await start(client, settings_for(tiny_model, max_tokens=3500, max_lines=10_000))
     open_doc(client)
-    await client.text_document_inline_completion_async(inline_params())  # model loaded and warm
+    await client.text_document_inline_completion_async(inline_params(WARM))  # model loaded and warm
     request_id = "inline-to-cancel"
     future = asyncio.ensure_future(
         client.protocol.send_request_async(lsp.TEXT_DOCUMENT_INLINE_COMPLETION, inline_params(), msg_id=request_id)
@@ -142,7 +143,7 @@ async def test_cancel_request_answers_request_cancelled_and_stops_the_engine_wit
 async def test_a_newer_request_for_the_document_cancels_the_older_one(client, tiny_model):
     await start(client, settings_for(tiny_model, max_tokens=3500, max_lines=10_000))
     open_doc(client)
-    await client.text_document_inline_completion_async(inline_params())
+    await client.text_document_inline_completion_async(inline_params(WARM))
     older = asyncio.ensure_future(client.text_document_inline_completion_async(inline_params()))
     await asyncio.sleep(0.2)
     newer = await client.text_document_completion_async(
@@ -226,3 +227,48 @@ async def test_no_message_is_lost_while_the_model_loads(client, model_factory):
             break
         await asyncio.sleep(0.002)
     assert s.loaded and answered > 1
+
+
+def type_text(client: LanguageClient, at: lsp.Position, text: str, version: int) -> None:
+    client.text_document_did_change(
+        lsp.DidChangeTextDocumentParams(
+            text_document=lsp.VersionedTextDocumentIdentifier(uri=URI, version=version),
+            content_changes=[lsp.TextDocumentContentChangePartial(range=lsp.Range(start=at, end=at), text=text)],
+        )
+    )
+
+
+async def test_typing_the_start_of_a_suggestion_serves_the_rest_without_the_engine(client, tiny_model):
+    await start(client, settings_for(tiny_model))
+    open_doc(client)
+    first = (await client.text_document_inline_completion_async(inline_params())).items[0].insert_text
+    assert len(first) > 3
+    type_text(client, CURSOR, first[:2], version=2)
+    moved = lsp.Position(line=CURSOR.line, character=CURSOR.character + 2)
+    second = await client.text_document_inline_completion_async(inline_params(moved))
+    assert second.items[0].insert_text == first[2:]
+    assert second.items[0].range == lsp.Range(start=moved, end=moved)
+    s = await stats(client)
+    assert s.completion.last.source == "type_ahead" and s.completion.type_ahead_hits == 1
+    assert s.completion.engine == 1  # the engine ran once, for the first request only
+
+
+async def test_returning_to_an_earlier_text_is_served_from_the_cache(client, tiny_model):
+    await start(client, settings_for(tiny_model))
+    open_doc(client)
+    first = await client.text_document_inline_completion_async(inline_params())
+    type_text(client, CURSOR, "q", version=2)  # not the suggestion's first character
+    await client.text_document_inline_completion_async(
+        inline_params(lsp.Position(line=CURSOR.line, character=CURSOR.character + 1)))
+    client.text_document_did_change(
+        lsp.DidChangeTextDocumentParams(
+            text_document=lsp.VersionedTextDocumentIdentifier(uri=URI, version=3),
+            content_changes=[lsp.TextDocumentContentChangePartial(
+                range=lsp.Range(start=CURSOR, end=lsp.Position(line=CURSOR.line, character=CURSOR.character + 1)),
+                text="")],
+        )
+    )
+    again = await client.text_document_inline_completion_async(inline_params())
+    assert again.items[0].insert_text == first.items[0].insert_text
+    s = await stats(client)
+    assert s.completion.last.source == "cache" and s.completion.cache_hits == 1 and s.completion.engine == 2

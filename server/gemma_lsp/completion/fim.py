@@ -1,6 +1,15 @@
 """Gemma fill-in-the-middle prompts, built as token ids.
 
-``[<bos>, <|fim_prefix|>] + prefix + [<|fim_suffix|>] + suffix + [<|fim_middle|>]``
+Two orders, both of which CodeGemma is trained on:
+
+- SPM (default): ``<bos> [header] <|fim_suffix|> suffix <|fim_prefix|> prefix <|fim_middle|>``
+- PSM:           ``<bos> [header] <|fim_prefix|> prefix <|fim_suffix|> suffix <|fim_middle|>``
+
+A keystroke changes the end of the prefix. In PSM everything after it (the whole suffix
+window) must be evaluated again on every keystroke; in SPM the suffix sits ahead of the edit,
+so the KV cache keeps it and a keystroke costs only the few tokens at the end of the prefix.
+The optional header names the file (``<|file_separator|>path\n``), as in CodeGemma's
+multi-file format.
 
 Prefix and suffix are windows sized in tokens. The prefix window starts at a line boundary
 that stays put from one keystroke to the next (an *anchor*): a window that slid by a token
@@ -27,6 +36,7 @@ _REANCHOR_FILL = 0.75
 class FimWindows:
     prefix_tokens: int
     suffix_tokens: int
+    order: str = "spm"  # "spm" | "psm"
 
 
 class FimPromptBuilder:
@@ -38,14 +48,21 @@ class FimPromptBuilder:
     def forget(self, uri: str) -> None:
         self._anchors.pop(uri, None)
 
-    def build(self, backend: Backend, uri: str, text: str, offset: int, windows: FimWindows) -> list[int]:
+    def build(
+        self, backend: Backend, uri: str, text: str, offset: int, windows: FimWindows, path: str | None = None
+    ) -> list[int]:
         sp = backend.special
         prefix = self._prefix_tokens(backend, uri, text, offset, windows.prefix_tokens)
         if sp.fim_prefix is None or sp.fim_suffix is None or sp.fim_middle is None:
             # A model without FIM tokens can still continue the text before the cursor.
             return [sp.bos, *prefix]
+        header = []
+        if path and sp.file_separator is not None:
+            header = [sp.file_separator, *backend.tokenize(path + "\n")]
         suffix = self._suffix_tokens(backend, text, offset, windows.suffix_tokens)
-        return [sp.bos, sp.fim_prefix, *prefix, sp.fim_suffix, *suffix, sp.fim_middle]
+        if windows.order == "psm":
+            return [sp.bos, *header, sp.fim_prefix, *prefix, sp.fim_suffix, *suffix, sp.fim_middle]
+        return [sp.bos, *header, sp.fim_suffix, *suffix, sp.fim_prefix, *prefix, sp.fim_middle]
 
     def _prefix_tokens(self, backend: Backend, uri: str, text: str, offset: int, budget: int) -> list[int]:
         anchor = self._anchors.get(uri)

@@ -1,35 +1,55 @@
-"""The completion path: document + cursor -> FIM prompt -> engine -> a suggestion to insert.
+"""The completion path: document + cursor -> suggestion, from type-ahead, the cache or the engine.
 
 Plain Python with no LSP types: the server, the CLI and benchmarks call it alike.
 """
 
 from __future__ import annotations
 
+import time
 from collections.abc import Callable
-from dataclasses import dataclass
+from dataclasses import dataclass, field
+from typing import Any
 
 from gemma_lsp.config import CompletionSettings
-from gemma_lsp.engine import EngineManager, GenerationLimits, GenerationRequest, GenerationResult
+from gemma_lsp.engine import EngineManager, GenerationLimits, GenerationRequest
 from gemma_lsp.sampling import Sampler, Temperature
 
+from .cache import CompletionCache, TypeAhead, prompt_key
 from .fim import FimPromptBuilder, FimWindows
 
 
 @dataclass(frozen=True)
 class Suggestion:
-    """Text to insert at the cursor; it replaces ``text[start:end]`` (empty for a plain insert)."""
+    """Text that replaces ``document[start:end]`` (``start == end`` for a plain insert)."""
 
     text: str
     start: int
     end: int
-    stats: GenerationResult
+    source: str  # "engine" | "cache" | "type_ahead"
 
 
 SamplerFactory = Callable[[CompletionSettings], Sampler]
+Finisher = Callable[[str, str, int, CompletionSettings], "tuple[str, int, int] | None"]
 
 
 def default_sampler(settings: CompletionSettings) -> Sampler:
     return Temperature(settings.temperature, seed=settings.seed if settings.seed is not None else 0)
+
+
+def plain_finish(raw: str, text: str, offset: int, settings: CompletionSettings) -> tuple[str, int, int] | None:
+    """The simplest clean-up: no trailing whitespace, nothing whitespace-only."""
+    insert = raw.rstrip()
+    return (insert, offset, offset) if insert.strip() else None
+
+
+@dataclass
+class CompletionStats:
+    requests: int = 0
+    engine: int = 0
+    cache_hits: int = 0
+    type_ahead_hits: int = 0
+    empty: int = 0
+    last: dict[str, Any] = field(default_factory=dict)
 
 
 class CompletionService:
@@ -38,18 +58,29 @@ class CompletionService:
         engine: EngineManager,
         settings: Callable[[], CompletionSettings],
         sampler_factory: SamplerFactory = default_sampler,
+        finish: Finisher = plain_finish,
+        cache_size: int = 256,
     ) -> None:
         self._engine = engine
         self._settings = settings
         self._sampler_factory = sampler_factory
+        self._finish = finish
         self._fim = FimPromptBuilder()
+        self._cache = CompletionCache(cache_size)
+        self._type_ahead = TypeAhead()
+        self.stats = CompletionStats()
 
     def forget(self, uri: str) -> None:
         """The document closed: drop its state and cancel its unfinished request."""
         self._fim.forget(uri)
+        self._type_ahead.forget(uri)
         self._engine.cancel_key(uri)
 
-    async def suggest(self, uri: str, text: str, offset: int) -> Suggestion | None:
+    def clear_cache(self) -> None:
+        """Settings that change what the model writes make every cached answer stale."""
+        self._cache.clear()
+
+    async def suggest(self, uri: str, text: str, offset: int, path: str | None = None) -> Suggestion | None:
         """A suggestion for the cursor at ``offset`` (a str index) in ``text``, or None.
 
         Raises :class:`~gemma_lsp.errors.Cancelled` when superseded by a newer request for the
@@ -58,16 +89,71 @@ class CompletionService:
         settings = self._settings()
         if not settings.enabled:
             return None
+        started = time.perf_counter()
+        self.stats.requests += 1
         offset = max(0, min(offset, len(text)))
-        windows = FimWindows(settings.prefix_tokens, settings.suffix_tokens)
+
+        rest = self._type_ahead.remainder(uri, text, offset)
+        if rest is not None:
+            self._engine.cancel_key(uri)  # whatever was running for this document is stale now
+            self.stats.type_ahead_hits += 1
+            return self._deliver(uri, text, offset, rest, settings, "type_ahead", started, None)
+
+        key = prompt_key(
+            text, offset, settings.prefix_tokens, settings.suffix_tokens,
+            (path, settings.model_dump_json()),
+        )
+        raw = self._cache.get(key)
+        if raw is not None:
+            self._engine.cancel_key(uri)
+            self.stats.cache_hits += 1
+            return self._deliver(uri, text, offset, raw, settings, "cache", started, None)
+
+        windows = FimWindows(settings.prefix_tokens, settings.suffix_tokens, settings.fim_order)
         request = GenerationRequest(
-            build_prompt=lambda backend: self._fim.build(backend, uri, text, offset, windows),
+            build_prompt=lambda backend: self._fim.build(backend, uri, text, offset, windows, path),
             sampler=self._sampler_factory(settings),
             limits=GenerationLimits(max_tokens=settings.max_tokens, max_lines=settings.max_lines),
             key=uri,
         )
         result = await self._engine.generate(request)
-        insert = result.text.rstrip()
-        if not insert.strip():
+        self._cache.put(key, result.text)
+        self.stats.engine += 1
+        engine = {
+            "engine_ms": result.engine_ms,
+            "prompt_tokens": result.prompt_tokens,
+            "tokens_evaluated": result.tokens_evaluated,
+            "tokens_generated": result.tokens_generated,
+            "stop_reason": result.stop_reason,
+        }
+        return self._deliver(uri, text, offset, result.text, settings, "engine", started, engine)
+
+    def _deliver(
+        self,
+        uri: str,
+        text: str,
+        offset: int,
+        raw: str,
+        settings: CompletionSettings,
+        source: str,
+        started: float,
+        engine: dict[str, Any] | None,
+    ) -> Suggestion | None:
+        finished = self._finish(raw, text, offset, settings)
+        self.stats.last = {
+            "source": source,
+            "service_ms": (time.perf_counter() - started) * 1000,
+            "engine_ms": 0.0,
+            "tokens_evaluated": 0,
+            **(engine or {}),
+        }
+        if finished is None:
+            self.stats.empty += 1
+            self._type_ahead.forget(uri)
             return None
-        return Suggestion(text=insert, start=offset, end=offset, stats=result)
+        insert, start, end = finished
+        if start == end == offset:
+            self._type_ahead.remember(uri, text, offset, insert)
+        else:
+            self._type_ahead.forget(uri)
+        return Suggestion(text=insert, start=start, end=end, source=source)

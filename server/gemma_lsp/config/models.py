@@ -37,6 +37,10 @@ class ModelSettings(_Section):
     yarn_beta_fast: float = Field(default=32.0, gt=0)
     yarn_beta_slow: float = Field(default=1.0, gt=0)
     yarn_orig_ctx: int = Field(default=0, ge=0, description="0 = from the model file.")
+    kv_reuse: bool = Field(
+        default=True,
+        description="Reuse the KV cache for the longest common token prefix (off only to measure its effect).",
+    )
     warmup: bool = Field(default=True, description="Run one evaluation after load so the first request is fast.")
     idle_unload_seconds: float = Field(
         default=1800.0, ge=0, description="Unload the model after this long without requests; 0 = never."
@@ -49,6 +53,10 @@ class CompletionSettings(_Section):
     enabled: bool = True
     prefix_tokens: int = Field(default=1024, ge=16, description="Tokens of text before the cursor in the prompt.")
     suffix_tokens: int = Field(default=256, ge=0, description="Tokens of text after the cursor in the prompt.")
+    fim_order: Literal["spm", "psm"] = Field(
+        default="spm",
+        description="spm: suffix before prefix, so a keystroke re-evaluates only the prompt's tail; psm: prefix first.",
+    )
     max_tokens: int = Field(default=64, ge=1, le=32768, description="Most tokens one suggestion may have.")
     max_lines: int = Field(default=8, ge=1, description="Most lines one suggestion may have.")
     temperature: float = Field(default=0.0, ge=0, le=5, description="0 = greedy (deterministic).")

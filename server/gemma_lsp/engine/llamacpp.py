@@ -133,7 +133,7 @@ def open_llama(**kwargs):
 class LlamaCppBackend:
     """One GGUF Gemma model and one context (one KV cache) in this process."""
 
-    def __init__(self, llm, path: Path, architecture: str) -> None:
+    def __init__(self, llm, path: Path, architecture: str, kv_reuse: bool = True) -> None:
         import llama_cpp
 
         self._lib = llama_cpp
@@ -159,7 +159,7 @@ class LlamaCppBackend:
             size_bytes=model.size(),
         )
         self._cached: list[int] = []
-        self._abort = threading.Event()
+        self._kv_reuse = kv_reuse
         self._abort_flag: threading.Event | None = None
         # Checked by llama.cpp between graph computations: returning True aborts llama_decode.
         self._abort_cb = llama_cpp.ggml_abort_callback(self._should_abort)
@@ -211,7 +211,7 @@ class LlamaCppBackend:
             llm = open_llama(**kwargs)
         except (ValueError, RuntimeError, OSError) as exc:
             raise ModelUnavailable(f"llama.cpp could not load model file {path} ({exc}).") from None
-        backend = cls(llm, path, arch)
+        backend = cls(llm, path, arch, kv_reuse=settings.kv_reuse)
         if settings.warmup:
             progress("warming up", 80)
             backend.warm_up()
@@ -266,7 +266,7 @@ class LlamaCppBackend:
             raise ValueError(f"prompt of {len(tokens)} tokens does not fit the context of {self.n_ctx}")
         cached = self._cached
         keep = 0
-        limit = min(len(cached), len(tokens) - 1)  # evaluate at least one token to get logits
+        limit = min(len(cached), len(tokens) - 1) if self._kv_reuse else 0  # at least one token for logits
         while keep < limit and cached[keep] == tokens[keep]:
             keep += 1
         return self._evaluate_from(keep, tokens, abort)

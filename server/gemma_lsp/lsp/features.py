@@ -32,6 +32,7 @@ def register(server: GemmaLanguageServer) -> None:
         # The same choice pygls advertises in the initialize answer.
         encoding = ServerCapabilitiesBuilder.choose_position_encoding(params.capabilities)
         ls.documents.encoding = str(getattr(encoding, "value", encoding))
+        ls.set_root(params.root_uri, params.root_path)
         ls.initial_settings(params.initialization_options)
 
     @server.feature(lsp.INITIALIZED)
@@ -90,6 +91,7 @@ def register(server: GemmaLanguageServer) -> None:
             "model": dataclasses.asdict(info) if info else None,
             "load_error": ls.engine.load_error,
             **dataclasses.asdict(ls.engine.stats),
+            "completion": dataclasses.asdict(ls.completions.stats),
         }
 
 
@@ -103,7 +105,7 @@ async def _suggest(
     text = document.text
     offset = document.offset_at(position)
     try:
-        suggestion = await ls.completions.suggest(uri, text, offset)
+        suggestion = await ls.completions.suggest(uri, text, offset, path=ls.display_path(uri))
     except asyncio.CancelledError:
         raise  # $/cancelRequest: pygls answers RequestCancelled
     except Cancelled:

@@ -11,6 +11,7 @@ import logging
 import uuid
 from pathlib import Path
 from typing import Any
+from urllib.parse import unquote, urlparse
 
 from lsprotocol import types as lsp
 from pygls.lsp.server import LanguageServer
@@ -47,6 +48,7 @@ class GemmaLanguageServer(LanguageServer):
         self.completions = CompletionService(self.engine, lambda: self.settings.completion)
         self._load_task: asyncio.Task | None = None
         self._reported_load_error: str | None = None
+        self._root: Path | None = None
 
     # --------------------------------------------------------------- messages
     def tell(self, message: str, kind: lsp.MessageType = lsp.MessageType.Error) -> None:
@@ -57,6 +59,12 @@ class GemmaLanguageServer(LanguageServer):
         self.window_show_message(lsp.ShowMessageParams(type=kind, message=f"gemma-lsp: {message}"))
 
     # ----------------------------------------------------------------- config
+    def set_root(self, root_uri: str | None, root_path: str | None) -> None:
+        if root_uri and root_uri.startswith("file:"):
+            self._root = Path(unquote(urlparse(root_uri).path))
+        elif root_path:
+            self._root = Path(root_path)
+
     def initial_settings(self, init_options: Any) -> None:
         """defaults <- TOML file <- command-line overrides <- initializationOptions."""
 
@@ -85,9 +93,24 @@ class GemmaLanguageServer(LanguageServer):
             return
         model_changed = settings.model != self.settings.model
         self.adopt(settings)
+        if model_changed:
+            self.completions.clear_cache()
         if model_changed and await self.engine.reconfigure(settings.model):
             self._reported_load_error = None
             self.start_loading()
+
+    def display_path(self, uri: str) -> str | None:
+        """The document's path as the model sees it: relative to the workspace root when inside it."""
+        if not uri.startswith("file:"):
+            return None
+        path = Path(unquote(urlparse(uri).path))
+        root = self._root
+        if root is not None:
+            try:
+                return path.relative_to(root).as_posix()
+            except ValueError:
+                pass
+        return path.name
 
     # ------------------------------------------------------------ model load
     def start_loading(self) -> None:
