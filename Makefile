@@ -7,7 +7,7 @@ PIP := $(VENV)/bin/pip
 # A portable, lean llama.cpp build (no -march=native, no multimodal): ~5 minutes on 2 cores.
 export CMAKE_ARGS ?= -DLLAVA_BUILD=OFF -DGGML_NATIVE=OFF
 
-.PHONY: run test install install-dev bench clean
+.PHONY: run test install install-dev system-deps bench clean
 
 $(VENV)/bin/python:
 	$(PYTHON) -m venv $(VENV)
@@ -30,7 +30,14 @@ install-dev: $(VENV)/.installed-dev
 run: install
 	$(VENV)/bin/gemma-lsp demo
 
-test: install-dev
+# System packages the tests drive for real: Debian's Neovim (a real LSP client).
+system-deps:
+	@command -v nvim >/dev/null 2>&1 || { \
+	  echo ">> Installing Neovim (Debian package) for the Neovim client tests"; \
+	  SUDO=$$( [ "$$(id -u)" -eq 0 ] || echo sudo ); \
+	  $$SUDO apt-get update -q && $$SUDO apt-get install -y -q neovim; }
+
+test: install-dev system-deps
 	$(PY) -m pytest; status=$$?; \
 	if [ $$status -eq 5 ]; then echo "pytest collected no tests: failing"; fi; exit $$status
 

@@ -55,7 +55,8 @@ def _serve(args: argparse.Namespace) -> int:
 
     _configure_logging(args.verbose, args.log_file)
     overrides = {"model": {"path": str(args.model)}} if args.model else {}
-    server = create_server(config_path=args.config or default_config_path(), overrides=overrides)
+    level = logging.WARNING if args.verbose == 0 else logging.INFO if args.verbose == 1 else logging.DEBUG
+    server = create_server(config_path=args.config or default_config_path(), overrides=overrides, cli_log_level=level)
     if args.tcp:
         host, _, port = args.tcp.rpartition(":")
         if not host or not port.isdigit():

@@ -121,6 +121,18 @@ async def run_completion_bench(
     }
 
 
+def _test_model(preset: str) -> Path:
+    """The random-weight test model of ``preset`` in the user cache, written on first use."""
+    from gemma_lsp.demo import demo_model_path
+    from gemma_lsp.engine.testmodel import write_test_model
+
+    path = demo_model_path() if preset == "tiny" else demo_model_path().with_name(f"gemma3-{preset}-random.gguf")
+    if not path.exists():
+        print(f"writing the {preset} test model to {path} ...", file=sys.stderr)
+        write_test_model(path, arch="gemma3", preset=preset)
+    return path
+
+
 def main(argv: list[str] | None = None) -> int:
     p = argparse.ArgumentParser(prog="gemma-lsp bench completion")
     p.add_argument("--json", action="store_true", help="print one JSON object")
@@ -129,16 +141,21 @@ def main(argv: list[str] | None = None) -> int:
     p.add_argument("--file-tokens", type=int, default=1500)
     p.add_argument("--max-tokens", type=int, default=16)
     p.add_argument("--server-log", type=Path, help="write the server's debug log here")
+    p.add_argument("--typing", action="store_true", help="add a typing simulation on the 270m-shape test model")
+    p.add_argument("--typing-model", type=Path, help="model for --typing (default: the 270m-shape random test model)")
+    p.add_argument("--typing-max-tokens", type=int, default=16)
+    p.add_argument("--fim-order", choices=["spm", "psm"], default="spm", help="prompt order for --typing")
+    p.add_argument("--no-reuse", action="store_true", help="with --typing: also time keystrokes without KV prefix reuse")
     args = p.parse_args(argv)
-    model = args.model
-    if model is None:
-        from gemma_lsp.demo import demo_model_path
-        from gemma_lsp.engine.testmodel import write_test_model
-
-        model = demo_model_path()
-        if not model.exists():
-            write_test_model(model, arch="gemma3", preset="tiny")
+    model = args.model or _test_model("tiny")
     result = asyncio.run(run_completion_bench(model, args.requests, args.file_tokens, args.max_tokens, args.server_log))
+    if args.typing:
+        from gemma_lsp.bench.typing import run_typing_bench
+
+        typing_model = args.typing_model or _test_model("270m-shape")
+        result["typing"] = asyncio.run(
+            run_typing_bench(typing_model, args.typing_max_tokens, args.fim_order, 4 if args.no_reuse else 0)
+        )
     if args.json:
         print(json.dumps(result))
     else:

@@ -50,6 +50,14 @@ class CompletionStats:
     type_ahead_hits: int = 0
     empty: int = 0
     last: dict[str, Any] = field(default_factory=dict)
+    # The most recent requests (newest last), for benchmarks that match answers to keystrokes.
+    history: list[dict[str, Any]] = field(default_factory=list)
+
+    def record(self, entry: dict[str, Any], keep: int = 64) -> None:
+        self.last = entry
+        self.history.append(entry)
+        if len(self.history) > 2 * keep:
+            del self.history[:-keep]
 
 
 class CompletionService:
@@ -140,13 +148,15 @@ class CompletionService:
         engine: dict[str, Any] | None,
     ) -> Suggestion | None:
         finished = self._finish(raw, text, offset, settings)
-        self.stats.last = {
+        self.stats.record({
             "source": source,
+            "offset": offset,
+            "text_len": len(text),
             "service_ms": (time.perf_counter() - started) * 1000,
             "engine_ms": 0.0,
             "tokens_evaluated": 0,
             **(engine or {}),
-        }
+        })
         if finished is None:
             self.stats.empty += 1
             self._type_ahead.forget(uri)

@@ -70,7 +70,9 @@ class CompletionSettings(_Section):
 
 
 class LogSettings(_Section):
-    level: Literal["debug", "info", "warning", "error"] = "info"
+    level: Literal["debug", "info", "warning", "error"] = Field(
+        default="warning", description="Log level of the server's own messages; -v / -vv on the command line raise it."
+    )
 
 
 class Settings(_Section):

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import logging
 from pathlib import Path
 from typing import Any
 
@@ -9,8 +10,10 @@ from .features import STATS_METHOD, register
 from .server import GemmaLanguageServer
 
 
-def create_server(config_path: Path | None = None, overrides: dict[str, Any] | None = None) -> GemmaLanguageServer:
-    server = GemmaLanguageServer(config_path=config_path, overrides=overrides)
+def create_server(
+    config_path: Path | None = None, overrides: dict[str, Any] | None = None, cli_log_level: int = logging.WARNING
+) -> GemmaLanguageServer:
+    server = GemmaLanguageServer(config_path=config_path, overrides=overrides, cli_log_level=cli_log_level)
     register(server)
     return server
 

@@ -104,12 +104,16 @@ class EditorSession:
         )
 
     def insert(self, uri: str, line: int, character: int, text: str) -> None:
-        self._versions[uri] += 1
         pos = lsp.Position(line=line, character=character)
+        self.edit(uri, lsp.Range(start=pos, end=pos), text)
+
+    def edit(self, uri: str, rng: lsp.Range, text: str) -> None:
+        """Replace ``rng`` with ``text`` (an incremental didChange, as editors send)."""
+        self._versions[uri] += 1
         self.client.text_document_did_change(
             lsp.DidChangeTextDocumentParams(
                 text_document=lsp.VersionedTextDocumentIdentifier(uri=uri, version=self._versions[uri]),
-                content_changes=[lsp.TextDocumentContentChangePartial(range=lsp.Range(start=pos, end=pos), text=text)],
+                content_changes=[lsp.TextDocumentContentChangePartial(range=rng, text=text)],
             )
         )
 

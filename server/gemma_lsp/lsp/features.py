@@ -62,7 +62,7 @@ def register(server: GemmaLanguageServer) -> None:
         suggestion, rng = found
         return lsp.InlineCompletionList(items=[lsp.InlineCompletionItem(insert_text=suggestion.text, range=rng)])
 
-    @server.feature(lsp.TEXT_DOCUMENT_COMPLETION, lsp.CompletionOptions(trigger_characters=[".", "(", " "]))
+    @server.feature(lsp.TEXT_DOCUMENT_COMPLETION, lsp.CompletionOptions(trigger_characters=[".", "(", "[", ","]))
     async def completion(ls: GemmaLanguageServer, params: lsp.CompletionParams) -> lsp.CompletionList:
         found = await _suggest(ls, params.text_document.uri, params.position)
         if found is None:
@@ -114,6 +114,9 @@ async def _suggest(
     except ModelUnavailable as exc:
         ls.report_unavailable(exc)
         return None
+    if ls.documents.get(uri) is not document or document.text is not text:
+        # The document changed while the model worked: the answer would land in the wrong place.
+        raise JsonRpcRequestCancelled("the document changed; a newer request will follow") from None
     if suggestion is None:
         return None
     start = document.position_at(suggestion.start)

@@ -33,7 +33,12 @@ CONFIG_SECTION = "gemma"
 class GemmaLanguageServer(LanguageServer):
     """Holds the server's state as typed attributes; features reach it through ``ls``."""
 
-    def __init__(self, config_path: Path | None = None, overrides: dict[str, Any] | None = None) -> None:
+    def __init__(
+        self,
+        config_path: Path | None = None,
+        overrides: dict[str, Any] | None = None,
+        cli_log_level: int = logging.WARNING,
+    ) -> None:
         super().__init__(
             "gemma-lsp",
             __version__,
@@ -43,6 +48,7 @@ class GemmaLanguageServer(LanguageServer):
         self.documents = DocumentStore()
         self.config_path = config_path
         self.cli_overrides = overrides or {}
+        self.cli_log_level = cli_log_level
         self.settings = Settings()
         self.engine = EngineManager(self.settings.model)
         self.completions = CompletionService(self.engine, lambda: self.settings.completion)
@@ -83,7 +89,9 @@ class GemmaLanguageServer(LanguageServer):
 
     def adopt(self, settings: Settings) -> None:
         self.settings = settings
-        logging.getLogger("gemma_lsp").setLevel(settings.log.level.upper())
+        # The more verbose of log.level and the command line's -v wins.
+        level = min(logging.getLevelName(settings.log.level.upper()), self.cli_log_level)
+        logging.getLogger("gemma_lsp").setLevel(level)
 
     async def change_settings(self, layer: Any) -> None:
         try:
