@@ -40,11 +40,11 @@ def test_windows_that_do_not_fit_the_context_are_rejected():
 
 def test_layers_merge_key_by_key_later_ones_winning(tmp_path):
     path = tmp_path / "config.toml"
-    path.write_text('[model]\npath = "/models/a.gguf"\nn_ctx = 4096\n[completion]\nmax_tokens = 32\n')
+    path.write_text('[model]\npath = "/models/a.gguf"\nn_ctx = 8192\n[completion]\nmax_tokens = 32\n')
     settings = load_settings(path, {"completion": {"max_lines": 2}})
-    settings = apply_layer(settings, {"model": {"n_ctx": 2048}})
+    settings = apply_layer(settings, {"model": {"n_ctx": 4096}})
     assert str(settings.model.path) == "/models/a.gguf"
-    assert settings.model.n_ctx == 2048
+    assert settings.model.n_ctx == 4096
     assert (settings.completion.max_tokens, settings.completion.max_lines) == (32, 2)
 
 

@@ -272,3 +272,41 @@ async def test_returning_to_an_earlier_text_is_served_from_the_cache(client, tin
     assert again.items[0].insert_text == first.items[0].insert_text
     s = await stats(client)
     assert s.completion.last.source == "cache" and s.completion.cache_hits == 1 and s.completion.engine == 2
+
+
+OTHER_URI = "file:///work/helpers.py"
+OTHER = "def distinctive_helper(alpha, beta):\n    return alpha * beta + 42\n"
+
+
+async def test_other_open_files_reach_the_prompt_as_extra_context(client, tiny_model):
+    await start(client, settings_for(tiny_model))
+    open_doc(client)
+    await client.text_document_inline_completion_async(inline_params())
+    alone = (await stats(client)).completion.last
+    assert alone.extra_chunks == 0  # the file being completed is never its own extra context
+    open_doc(client, text=OTHER, uri=OTHER_URI)
+    type_text(client, CURSOR, "z", version=2)
+    moved = lsp.Position(line=CURSOR.line, character=CURSOR.character + 1)
+    await client.text_document_inline_completion_async(inline_params(moved))
+    with_other = (await stats(client)).completion.last
+    assert with_other.extra_chunks == 1
+    assert with_other.prompt_tokens > alone.prompt_tokens + 10
+
+
+async def test_new_extra_context_is_evaluated_in_the_background_before_the_next_keystroke(client, tiny_model):
+    await start(client, settings_for(tiny_model))
+    open_doc(client)
+    await client.text_document_inline_completion_async(inline_params())
+    open_doc(client, text=OTHER, uri=OTHER_URI)  # the ring changes while the user is idle
+    for _ in range(250):
+        s = await stats(client)
+        if s.prefetched:
+            break
+        await asyncio.sleep(0.02)
+    assert s.prefetched == 1
+    type_text(client, CURSOR, "z", version=2)
+    moved = lsp.Position(line=CURSOR.line, character=CURSOR.character + 1)
+    await client.text_document_inline_completion_async(inline_params(moved))
+    last = (await stats(client)).completion.last
+    assert last.extra_chunks == 1
+    assert last.tokens_evaluated <= 4  # the new chunk was already in the KV cache

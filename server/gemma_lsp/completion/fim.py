@@ -27,6 +27,8 @@ from dataclasses import dataclass
 
 from gemma_lsp.engine import Backend
 
+from .context import Chunk
+
 # A generous upper bound of characters per token, to tokenize only a window of a big file.
 _CHARS_PER_TOKEN_BOUND = 12
 _REANCHOR_FILL = 0.75
@@ -37,6 +39,7 @@ class FimWindows:
     prefix_tokens: int
     suffix_tokens: int
     order: str = "spm"  # "spm" | "psm"
+    extra_tokens: int = 0  # budget for chunks of other files before the current one
 
 
 class FimPromptBuilder:
@@ -44,12 +47,20 @@ class FimPromptBuilder:
 
     def __init__(self) -> None:
         self._anchors: dict[str, int] = {}
+        self._chunk_tokens: dict[Chunk, list[int]] = {}
 
     def forget(self, uri: str) -> None:
         self._anchors.pop(uri, None)
 
     def build(
-        self, backend: Backend, uri: str, text: str, offset: int, windows: FimWindows, path: str | None = None
+        self,
+        backend: Backend,
+        uri: str,
+        text: str,
+        offset: int,
+        windows: FimWindows,
+        path: str | None = None,
+        extra: list[Chunk] | None = None,
     ) -> list[int]:
         sp = backend.special
         prefix = self._prefix_tokens(backend, uri, text, offset, windows.prefix_tokens)
@@ -57,12 +68,34 @@ class FimPromptBuilder:
             # A model without FIM tokens can still continue the text before the cursor.
             return [sp.bos, *prefix]
         header = []
-        if path and sp.file_separator is not None:
-            header = [sp.file_separator, *backend.tokenize(path + "\n")]
+        if sp.file_separator is not None:
+            header = self._extra_tokens(backend, extra or [], windows.extra_tokens)
+            if path:
+                header += [sp.file_separator, *backend.tokenize(path + "\n")]
         suffix = self._suffix_tokens(backend, text, offset, windows.suffix_tokens)
         if windows.order == "psm":
             return [sp.bos, *header, sp.fim_prefix, *prefix, sp.fim_suffix, *suffix, sp.fim_middle]
         return [sp.bos, *header, sp.fim_suffix, *suffix, sp.fim_prefix, *prefix, sp.fim_middle]
+
+    def _extra_tokens(self, backend: Backend, chunks: list[Chunk], budget: int) -> list[int]:
+        """The newest chunks that fit the budget, oldest first, each under a file separator."""
+        if budget <= 0 or not chunks:
+            return []
+        picked: list[list[int]] = []
+        used = 0
+        for chunk in reversed(chunks):
+            tokens = self._chunk_tokens.get(chunk)
+            if tokens is None:
+                tokens = [backend.special.file_separator, *backend.tokenize(f"{chunk.path}\n{chunk.text}")]
+                self._chunk_tokens[chunk] = tokens
+            if used + len(tokens) > budget:
+                break
+            picked.append(tokens)
+            used += len(tokens)
+        if len(self._chunk_tokens) > 256:  # forget chunks that left the ring long ago
+            live = set(chunks)
+            self._chunk_tokens = {c: t for c, t in self._chunk_tokens.items() if c in live}
+        return [t for tokens in reversed(picked) for t in tokens]
 
     def _prefix_tokens(self, backend: Backend, uri: str, text: str, offset: int, budget: int) -> list[int]:
         anchor = self._anchors.get(uri)

@@ -5,6 +5,7 @@ Plain Python with no LSP types: the server, the CLI and benchmarks call it alike
 
 from __future__ import annotations
 
+import asyncio
 import time
 from collections.abc import Callable
 from dataclasses import dataclass, field
@@ -15,6 +16,7 @@ from gemma_lsp.engine import EngineManager, GenerationLimits, GenerationRequest
 from gemma_lsp.sampling import Sampler, Temperature
 
 from .cache import CompletionCache, TypeAhead, prompt_key
+from .context import RingContext
 from .fim import FimPromptBuilder, FimWindows
 
 
@@ -77,6 +79,37 @@ class CompletionService:
         self._cache = CompletionCache(cache_size)
         self._type_ahead = TypeAhead()
         self.stats = CompletionStats()
+        initial = settings()
+        self.ring = RingContext(initial.extra_context_chunks, initial.extra_context_lines)
+        self._active: tuple[str, str, int, str | None] | None = None  # the last completion's place
+        self._prefetch_task: asyncio.Task | None = None
+
+    def note_file(self, path: str, text: str, line: int = 0, prefetch: bool = True) -> None:
+        """A file was opened, saved or left: offer a chunk of it to the extra context.
+
+        When the ring changes, the prompt for the place the user completes at is evaluated in
+        the background, so the next keystroke finds the new chunks already in the KV cache.
+        """
+        settings = self._settings()
+        self.ring.max_chunks, self.ring.chunk_lines = settings.extra_context_chunks, settings.extra_context_lines
+        if settings.extra_context_tokens <= 0 or not self.ring.add(path, text, line):
+            return
+        if prefetch and self._active is not None and (self._prefetch_task is None or self._prefetch_task.done()):
+            self._prefetch_task = asyncio.ensure_future(self._prefetch())
+
+    async def _prefetch(self) -> None:
+        await asyncio.sleep(0)  # let a request that is already on its way go first
+        if self._active is None:
+            return
+        uri, text, offset, path = self._active
+        settings = self._settings()
+        build = self._prompt_builder(uri, text, offset, path, settings)
+        await self._engine.prefetch(build)
+
+    def _prompt_builder(self, uri: str, text: str, offset: int, path: str | None, settings: CompletionSettings):
+        windows = FimWindows(settings.prefix_tokens, settings.suffix_tokens, settings.fim_order, settings.extra_context_tokens)
+        extra = self.ring.chunks(exclude_path=path)
+        return lambda backend: self._fim.build(backend, uri, text, offset, windows, path, extra)
 
     def forget(self, uri: str) -> None:
         """The document closed: drop its state and cancel its unfinished request."""
@@ -107,9 +140,10 @@ class CompletionService:
             self.stats.type_ahead_hits += 1
             return self._deliver(uri, text, offset, rest, settings, "type_ahead", started, None)
 
+        self._active = (uri, text, offset, path)
         key = prompt_key(
             text, offset, settings.prefix_tokens, settings.suffix_tokens,
-            (path, settings.model_dump_json()),
+            (path, settings.model_dump_json(), self.ring.version if settings.extra_context_tokens else 0),
         )
         raw = self._cache.get(key)
         if raw is not None:
@@ -117,9 +151,8 @@ class CompletionService:
             self.stats.cache_hits += 1
             return self._deliver(uri, text, offset, raw, settings, "cache", started, None)
 
-        windows = FimWindows(settings.prefix_tokens, settings.suffix_tokens, settings.fim_order)
         request = GenerationRequest(
-            build_prompt=lambda backend: self._fim.build(backend, uri, text, offset, windows, path),
+            build_prompt=self._prompt_builder(uri, text, offset, path, settings),
             sampler=self._sampler_factory(settings),
             limits=GenerationLimits(max_tokens=settings.max_tokens, max_lines=settings.max_lines),
             key=uri,
@@ -155,6 +188,7 @@ class CompletionService:
             "service_ms": (time.perf_counter() - started) * 1000,
             "engine_ms": 0.0,
             "tokens_evaluated": 0,
+            "extra_chunks": len(self.ring.chunks(exclude_path=self._active[3] if self._active else None)),
             **(engine or {}),
         })
         if finished is None:

@@ -53,6 +53,11 @@ class CompletionSettings(_Section):
     enabled: bool = True
     prefix_tokens: int = Field(default=1024, ge=16, description="Tokens of text before the cursor in the prompt.")
     suffix_tokens: int = Field(default=256, ge=0, description="Tokens of text after the cursor in the prompt.")
+    extra_context_tokens: int = Field(
+        default=1024, ge=0, description="Tokens of chunks from recently used files placed before the current one."
+    )
+    extra_context_chunks: int = Field(default=16, ge=0, le=256, description="Most chunks kept in the ring.")
+    extra_context_lines: int = Field(default=32, ge=4, le=512, description="Lines per chunk.")
     fim_order: Literal["spm", "psm"] = Field(
         default="spm",
         description="spm: suffix before prefix, so a keystroke re-evaluates only the prompt's tail; psm: prefix first.",
@@ -64,7 +69,7 @@ class CompletionSettings(_Section):
 
     @model_validator(mode="after")
     def _windows_fit(self) -> "CompletionSettings":
-        if self.prefix_tokens + self.suffix_tokens + self.max_tokens + 8 > 1_048_576:
+        if self.prefix_tokens + self.suffix_tokens + self.extra_context_tokens + self.max_tokens + 8 > 1_048_576:
             raise ValueError("prefix_tokens + suffix_tokens + max_tokens is larger than any context")
         return self
 
@@ -84,10 +89,11 @@ class Settings(_Section):
 
     @model_validator(mode="after")
     def _prompt_fits_context(self) -> "Settings":
-        need = self.completion.prefix_tokens + self.completion.suffix_tokens + self.completion.max_tokens + 8
+        c = self.completion
+        need = c.prefix_tokens + c.suffix_tokens + c.extra_context_tokens + c.max_tokens + 64
         if need > self.model.n_ctx:
             raise ValueError(
-                f"completion.prefix_tokens + suffix_tokens + max_tokens ({need - 8}) does not fit in "
-                f"model.n_ctx ({self.model.n_ctx})"
+                f"completion.prefix_tokens + suffix_tokens + extra_context_tokens + max_tokens ({need - 64}, "
+                f"plus room for headers) does not fit in model.n_ctx ({self.model.n_ctx})"
             )
         return self

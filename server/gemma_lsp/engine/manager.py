@@ -20,7 +20,7 @@ from typing import Any
 
 from gemma_lsp.config import ModelSettings
 from gemma_lsp.errors import Cancelled, ModelUnavailable
-from gemma_lsp.sampling import Sampler
+from gemma_lsp.sampling import Greedy, Sampler
 
 from .backend import Backend, ModelInfo
 
@@ -53,6 +53,8 @@ class GenerationRequest:
     # False: the text arrives in one piece at the end (one wake-up of the event loop instead of
     # one per token, which is what a completion wants); True: piece by piece as generated.
     incremental: bool = True
+    # Background work (filling the KV cache ahead of time): any foreground request cancels it.
+    background: bool = False
 
 
 @dataclass
@@ -67,7 +69,7 @@ class GenerationResult:
     queue_ms: float  # time the request waited for the worker
 
 
-@dataclass
+@dataclass(eq=False)  # identity semantics: jobs live in sets
 class _Job:
     request: GenerationRequest
     loop: asyncio.AbstractEventLoop
@@ -96,6 +98,8 @@ class EngineStats:
     load_failures: int = 0
     requests: int = 0
     completed: int = 0
+    prefetched: int = 0  # background prompt evaluations that ran to the end
+    prefetch_cancelled: int = 0
     cancelled: int = 0
     superseded: int = 0
     tokens_evaluated: int = 0
@@ -125,6 +129,7 @@ class EngineManager:
         self._backend: Backend | None = None
         self._load_error: ModelUnavailable | None = None
         self._latest: dict[str, _Job] = {}
+        self._background: set[_Job] = set()
         self._in_flight = 0
         self._last_used = time.monotonic()
         self._idle_handle: asyncio.TimerHandle | None = None
@@ -244,13 +249,18 @@ class EngineManager:
         """
         loop = asyncio.get_running_loop()
         job = _Job(request=request, loop=loop, queue=asyncio.Queue())
+        if request.background:
+            self._background.add(job)
+        else:
+            for bg in list(self._background):
+                bg.cancel()  # the user is waiting: background work yields at once
+            self.stats.requests += 1
         if request.key is not None:
             older = self._latest.get(request.key)
             if older is not None and not older.done:
                 older.cancel()
                 self.stats.superseded += 1
             self._latest[request.key] = job
-        self.stats.requests += 1
         self._in_flight += 1
         future = loop.run_in_executor(self._executor, self._run_job, job)
         decoder = codecs.getincrementaldecoder("utf-8")(errors="replace")
@@ -283,6 +293,7 @@ class EngineManager:
                 except BaseException:  # noqa: BLE001 - the worker's outcome no longer matters
                     pass
             self._in_flight -= 1
+            self._background.discard(job)
             if request.key is not None and self._latest.get(request.key) is job:
                 del self._latest[request.key]
             self._touch()
@@ -298,6 +309,20 @@ class EngineManager:
             parts.append(item)
         raise Cancelled("the generation ended without a result")
 
+    async def prefetch(self, build_prompt: Callable[[Backend], list[int]], key: str | None = None) -> None:
+        """Evaluate a prompt into the KV cache without generating, when nothing else waits.
+
+        Any foreground request cancels it; errors are not the caller's problem (it is only a
+        head start), so they are logged and dropped.
+        """
+        request = GenerationRequest(build_prompt, Greedy(), GenerationLimits(max_tokens=0), key=None, background=True)
+        try:
+            await self.generate(request)
+        except (Cancelled, ModelUnavailable):
+            pass
+        except Exception:  # noqa: BLE001
+            log.exception("background prompt evaluation failed")
+
     def _run_job(self, job: _Job) -> None:
         try:
             self._generate_on_worker(job)
@@ -308,6 +333,9 @@ class EngineManager:
             job.emit(_END)
 
     def _record_cancel(self, job: _Job) -> None:
+        if job.request.background:
+            self.stats.prefetch_cancelled += 1
+            return
         self.stats.cancelled += 1
         if job.sampled_at_cancel is not None:
             overrun = job.tokens_sampled - job.sampled_at_cancel
@@ -371,6 +399,12 @@ class EngineManager:
         if held:
             job.emit(b"".join(held))
         engine_ms = (time.perf_counter() - started) * 1000
+        if req.background:
+            self.stats.prefetched += 1
+            self.stats.tokens_evaluated += first.tokens_evaluated
+            job.emit(GenerationResult("", "prefetch", len(prompt), first.tokens_reused, first.tokens_evaluated, 0,
+                                      engine_ms, (started - job.submitted_at) * 1000))
+            return
         self.stats.completed += 1
         self.stats.tokens_evaluated += first.tokens_evaluated
         self.stats.tokens_generated += generated

@@ -51,6 +51,7 @@ class TextDocument:
     version: int | None = None
     language_id: str = ""
     encoding: str = "utf-16"
+    last_edit_line: int = 0
     _line_starts: list[int] | None = field(default=None, repr=False)
 
     @property
@@ -82,6 +83,7 @@ class TextDocument:
 
     def apply(self, change: lsp.TextDocumentContentChangeEvent) -> None:
         if isinstance(change, lsp.TextDocumentContentChangePartial):
+            self.last_edit_line = change.range.start.line
             start = self.offset_at(change.range.start)
             end = self.offset_at(change.range.end)
             self.text = self.text[:start] + change.text + self.text[max(start, end) :]

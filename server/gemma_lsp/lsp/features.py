@@ -44,6 +44,15 @@ def register(server: GemmaLanguageServer) -> None:
     async def did_change_configuration(ls: GemmaLanguageServer, params: lsp.DidChangeConfigurationParams) -> None:
         await ls.change_settings(params.settings)
 
+    @server.feature(lsp.TEXT_DOCUMENT_DID_OPEN)
+    def did_open(ls: GemmaLanguageServer, params: lsp.DidOpenTextDocumentParams) -> None:
+        ls.note_file(params.text_document.uri, line=0)
+
+    @server.feature(lsp.TEXT_DOCUMENT_DID_SAVE)
+    def did_save(ls: GemmaLanguageServer, params: lsp.DidSaveTextDocumentParams) -> None:
+        doc = ls.documents.get(params.text_document.uri)
+        ls.note_file(params.text_document.uri, line=doc.last_edit_line if doc else 0)
+
     @server.feature(lsp.TEXT_DOCUMENT_DID_CLOSE)
     def did_close(ls: GemmaLanguageServer, params: lsp.DidCloseTextDocumentParams) -> None:
         ls.completions.forget(params.text_document.uri)
@@ -102,6 +111,12 @@ async def _suggest(
     if document is None:
         log.warning("completion asked for %s, which is not open", uri)
         return None
+    if ls.last_completed_uri not in (None, uri):
+        # The user moved to another file: what they just worked on becomes extra context.
+        left = ls.documents.get(ls.last_completed_uri)
+        if left is not None:
+            ls.note_file(ls.last_completed_uri, line=left.last_edit_line, prefetch=False)
+    ls.last_completed_uri = uri
     text = document.text
     offset = document.offset_at(position)
     try:

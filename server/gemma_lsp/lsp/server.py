@@ -55,6 +55,7 @@ class GemmaLanguageServer(LanguageServer):
         self._load_task: asyncio.Task | None = None
         self._reported_load_error: str | None = None
         self._root: Path | None = None
+        self.last_completed_uri: str | None = None
 
     # --------------------------------------------------------------- messages
     def tell(self, message: str, kind: lsp.MessageType = lsp.MessageType.Error) -> None:
@@ -119,6 +120,13 @@ class GemmaLanguageServer(LanguageServer):
             except ValueError:
                 pass
         return path.name
+
+    def note_file(self, uri: str, line: int, prefetch: bool = True) -> None:
+        """Offer a chunk of an open document to the completion's extra context."""
+        doc = self.documents.get(uri)
+        path = self.display_path(uri)
+        if doc is not None and path is not None:
+            self.completions.note_file(path, doc.text, line, prefetch)
 
     # ------------------------------------------------------------ model load
     def start_loading(self) -> None:

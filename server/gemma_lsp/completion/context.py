@@ -1,0 +1,67 @@
+"""Extra context from other files: a ring buffer of chunks the user recently worked in.
+
+Chunks (a window of lines) are taken from files when they are opened or saved, and from the
+file the user leaves when a completion is asked in another one. Near-duplicates replace older
+chunks; the oldest fall out first. The prompt places them before the current file, each under
+a ``<|file_separator|>path`` header, oldest first: a new chunk only appends, so the KV cache
+keeps the ones before it. They change rarely, and the server evaluates them in the background
+when the engine is idle, so a keystroke pays only for what changed.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+
+
+@dataclass(frozen=True)
+class Chunk:
+    path: str
+    text: str
+
+    def lines(self) -> frozenset[str]:
+        return frozenset(line.strip() for line in self.text.splitlines() if line.strip())
+
+
+def similarity(a: Chunk, b: Chunk) -> float:
+    """Jaccard similarity of the two chunks' non-empty lines."""
+    la, lb = a.lines(), b.lines()
+    if not la or not lb:
+        return 0.0
+    return len(la & lb) / len(la | lb)
+
+
+class RingContext:
+    """At most ``max_chunks`` chunks of ``chunk_lines`` lines, deduplicated by similarity."""
+
+    def __init__(self, max_chunks: int = 16, chunk_lines: int = 32, duplicate_at: float = 0.9) -> None:
+        self.max_chunks = max_chunks
+        self.chunk_lines = chunk_lines
+        self.duplicate_at = duplicate_at
+        self._chunks: list[Chunk] = []
+        self.version = 0  # bumped on every change, so callers can tell the prompt moved
+
+    def add(self, path: str, text: str, line: int = 0) -> bool:
+        """Take the chunk of ``text`` centred on ``line``; True when the ring changed."""
+        lines = text.splitlines(keepends=True)
+        if not lines:
+            return False
+        half = self.chunk_lines // 2
+        start = max(0, min(line - half, len(lines) - self.chunk_lines))
+        body = "".join(lines[start : start + self.chunk_lines])
+        if not body.strip():
+            return False
+        chunk = Chunk(path, body)
+        if any(old == chunk for old in self._chunks):
+            return False
+        kept = [old for old in self._chunks if similarity(old, chunk) < self.duplicate_at]
+        kept.append(chunk)
+        self._chunks = kept[-self.max_chunks :]
+        self.version += 1
+        return True
+
+    def chunks(self, exclude_path: str | None = None) -> list[Chunk]:
+        """The chunks, oldest first, leaving out the file being completed (it is in the prompt)."""
+        return [c for c in self._chunks if c.path != exclude_path]
+
+    def __len__(self) -> int:
+        return len(self._chunks)
