@@ -10,7 +10,9 @@ when the engine is idle, so a keystroke pays only for what changed.
 
 from __future__ import annotations
 
+import asyncio
 from dataclasses import dataclass
+from typing import Protocol
 
 
 @dataclass(frozen=True)
@@ -65,3 +67,63 @@ class RingContext:
 
     def __len__(self) -> int:
         return len(self._chunks)
+
+
+class Retriever(Protocol):
+    """Where extra context can come from besides the ring (workspace memories fill this in).
+
+    Given a query (the lines above the cursor) and a token budget, return the best chunks.
+    The completion path waits for it only up to its time budget.
+    """
+
+    async def __call__(self, query: str, budget_tokens: int) -> list[Chunk]: ...
+
+
+class RetrievalCache:
+    """Retrieval results per query, and the query of a cursor: stable while a line is typed.
+
+    The query is the few complete lines above the cursor's line, so typing on the current line
+    asks nothing new and the retrieved chunks (which sit early in the prompt) do not move,
+    which keeps the KV cache valid. A retrieval that misses the time budget keeps running and
+    serves the next keystroke.
+    """
+
+    def __init__(self, retriever: Retriever, query_lines: int = 8, capacity: int = 64) -> None:
+        self._retriever = retriever
+        self._query_lines = query_lines
+        self._capacity = capacity
+        self._results: dict[str, list[Chunk]] = {}
+        self._pending: dict[str, asyncio.Task] = {}
+        self.timeouts = 0
+
+    def query(self, text: str, offset: int) -> str:
+        line_start = text.rfind("\n", 0, offset) + 1
+        above = text[:line_start].splitlines()[-self._query_lines :]
+        return "\n".join(above)
+
+    async def chunks(self, text: str, offset: int, budget_tokens: int, timeout_s: float) -> list[Chunk]:
+        query = self.query(text, offset)
+        if not query.strip():
+            return []
+        if query in self._results:
+            return self._results[query]
+        task = self._pending.get(query)
+        if task is None:
+            task = asyncio.ensure_future(self._retriever(query, budget_tokens))
+            self._pending[query] = task
+            task.add_done_callback(lambda t, q=query: self._store(q, t))
+        try:
+            return list(await asyncio.wait_for(asyncio.shield(task), timeout_s))
+        except asyncio.TimeoutError:
+            self.timeouts += 1
+            return []
+        except Exception:  # noqa: BLE001 - extra context is optional; a broken retriever costs nothing
+            return []
+
+    def _store(self, query: str, task: asyncio.Task) -> None:
+        self._pending.pop(query, None)
+        if task.cancelled() or task.exception() is not None:
+            return
+        self._results[query] = list(task.result())
+        while len(self._results) > self._capacity:
+            self._results.pop(next(iter(self._results)))

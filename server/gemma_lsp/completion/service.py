@@ -16,8 +16,9 @@ from gemma_lsp.engine import EngineManager, GenerationLimits, GenerationRequest
 from gemma_lsp.sampling import Sampler, Temperature
 
 from .cache import CompletionCache, TypeAhead, prompt_key
-from .context import RingContext
+from .context import Chunk, RetrievalCache, Retriever, RingContext
 from .fim import FimPromptBuilder, FimWindows
+from .postprocess import SINGLE_LINE, completion_mode, postprocess
 
 
 @dataclass(frozen=True)
@@ -31,17 +32,13 @@ class Suggestion:
 
 
 SamplerFactory = Callable[[CompletionSettings], Sampler]
-Finisher = Callable[[str, str, int, CompletionSettings], "tuple[str, int, int] | None"]
+
+# Control characters a model can emit but no source file wants (tab and line breaks stay).
+_CONTROL_CHARACTERS = {c: None for c in [*range(0, 9), 11, 12, *range(14, 32), 127]}
 
 
 def default_sampler(settings: CompletionSettings) -> Sampler:
     return Temperature(settings.temperature, seed=settings.seed if settings.seed is not None else 0)
-
-
-def plain_finish(raw: str, text: str, offset: int, settings: CompletionSettings) -> tuple[str, int, int] | None:
-    """The simplest clean-up: no trailing whitespace, nothing whitespace-only."""
-    insert = raw.rstrip()
-    return (insert, offset, offset) if insert.strip() else None
 
 
 @dataclass
@@ -68,13 +65,12 @@ class CompletionService:
         engine: EngineManager,
         settings: Callable[[], CompletionSettings],
         sampler_factory: SamplerFactory = default_sampler,
-        finish: Finisher = plain_finish,
         cache_size: int = 256,
+        retriever: Retriever | None = None,
     ) -> None:
         self._engine = engine
         self._settings = settings
         self._sampler_factory = sampler_factory
-        self._finish = finish
         self._fim = FimPromptBuilder()
         self._cache = CompletionCache(cache_size)
         self._type_ahead = TypeAhead()
@@ -82,6 +78,8 @@ class CompletionService:
         initial = settings()
         self.ring = RingContext(initial.extra_context_chunks, initial.extra_context_lines)
         self._active: tuple[str, str, int, str | None] | None = None  # the last completion's place
+        self._retrieval = RetrievalCache(retriever) if retriever is not None else None
+        self._retrieved: list[Chunk] = []  # what the last completion got from the retriever
         self._prefetch_task: asyncio.Task | None = None
 
     def note_file(self, path: str, text: str, line: int = 0, prefetch: bool = True) -> None:
@@ -108,7 +106,8 @@ class CompletionService:
 
     def _prompt_builder(self, uri: str, text: str, offset: int, path: str | None, settings: CompletionSettings):
         windows = FimWindows(settings.prefix_tokens, settings.suffix_tokens, settings.fim_order, settings.extra_context_tokens)
-        extra = self.ring.chunks(exclude_path=path)
+        # Retrieved chunks first (they change least often), then the ring's, newest last.
+        extra = [*self._retrieved, *self.ring.chunks(exclude_path=path)]
         return lambda backend: self._fim.build(backend, uri, text, offset, windows, path, extra)
 
     def forget(self, uri: str) -> None:
@@ -121,7 +120,9 @@ class CompletionService:
         """Settings that change what the model writes make every cached answer stale."""
         self._cache.clear()
 
-    async def suggest(self, uri: str, text: str, offset: int, path: str | None = None) -> Suggestion | None:
+    async def suggest(
+        self, uri: str, text: str, offset: int, path: str | None = None, language: str = ""
+    ) -> Suggestion | None:
         """A suggestion for the cursor at ``offset`` (a str index) in ``text``, or None.
 
         Raises :class:`~gemma_lsp.errors.Cancelled` when superseded by a newer request for the
@@ -133,28 +134,41 @@ class CompletionService:
         started = time.perf_counter()
         self.stats.requests += 1
         offset = max(0, min(offset, len(text)))
+        finish = lambda raw, source, engine=None: self._deliver(  # noqa: E731
+            uri, text, offset, raw, settings, language, source, started, engine
+        )
 
         rest = self._type_ahead.remainder(uri, text, offset)
         if rest is not None:
             self._engine.cancel_key(uri)  # whatever was running for this document is stale now
             self.stats.type_ahead_hits += 1
-            return self._deliver(uri, text, offset, rest, settings, "type_ahead", started, None)
+            return finish(rest, "type_ahead")
 
         self._active = (uri, text, offset, path)
+        if self._retrieval is not None and settings.extra_context_tokens > 0:
+            self._retrieved = await self._retrieval.chunks(
+                text, offset, settings.extra_context_tokens // 2, settings.retrieval_timeout_ms / 1000
+            )
         key = prompt_key(
             text, offset, settings.prefix_tokens, settings.suffix_tokens,
-            (path, settings.model_dump_json(), self.ring.version if settings.extra_context_tokens else 0),
+            (path, settings.model_dump_json(), self.ring.version if settings.extra_context_tokens else 0,
+             tuple(self._retrieved)),
         )
         raw = self._cache.get(key)
         if raw is not None:
             self._engine.cancel_key(uri)
             self.stats.cache_hits += 1
-            return self._deliver(uri, text, offset, raw, settings, "cache", started, None)
+            return finish(raw, "cache")
 
         request = GenerationRequest(
             build_prompt=self._prompt_builder(uri, text, offset, path, settings),
             sampler=self._sampler_factory(settings),
-            limits=GenerationLimits(max_tokens=settings.max_tokens, max_lines=settings.max_lines),
+            limits=GenerationLimits(
+                max_tokens=settings.max_tokens,
+                # Text right of the cursor: one line fits there, so stop generating after one.
+                max_lines=1 if completion_mode(text, offset) == SINGLE_LINE else settings.max_lines,
+                time_limit_s=settings.time_limit_ms / 1000 if settings.time_limit_ms else None,
+            ),
             key=uri,
         )
         result = await self._engine.generate(request)
@@ -167,7 +181,7 @@ class CompletionService:
             "tokens_generated": result.tokens_generated,
             "stop_reason": result.stop_reason,
         }
-        return self._deliver(uri, text, offset, result.text, settings, "engine", started, engine)
+        return finish(result.text, "engine", engine)
 
     def _deliver(
         self,
@@ -176,11 +190,13 @@ class CompletionService:
         offset: int,
         raw: str,
         settings: CompletionSettings,
+        language: str,
         source: str,
         started: float,
         engine: dict[str, Any] | None,
     ) -> Suggestion | None:
-        finished = self._finish(raw, text, offset, settings)
+        raw = raw.translate(_CONTROL_CHARACTERS)
+        edit = postprocess(raw, text, offset, language=language, max_lines=settings.max_lines)
         self.stats.record({
             "source": source,
             "offset": offset,
@@ -189,15 +205,15 @@ class CompletionService:
             "engine_ms": 0.0,
             "tokens_evaluated": 0,
             "extra_chunks": len(self.ring.chunks(exclude_path=self._active[3] if self._active else None)),
+            "retrieved_chunks": len(self._retrieved),
             **(engine or {}),
         })
-        if finished is None:
+        if edit is None:
             self.stats.empty += 1
             self._type_ahead.forget(uri)
             return None
-        insert, start, end = finished
-        if start == end == offset:
-            self._type_ahead.remember(uri, text, offset, insert)
+        if edit.start == edit.end == offset:
+            self._type_ahead.remember(uri, text, offset, edit.text)
         else:
             self._type_ahead.forget(uri)
-        return Suggestion(text=insert, start=start, end=end, source=source)
+        return Suggestion(text=edit.text, start=edit.start, end=edit.end, source=source)

@@ -58,12 +58,16 @@ class CompletionSettings(_Section):
     )
     extra_context_chunks: int = Field(default=16, ge=0, le=256, description="Most chunks kept in the ring.")
     extra_context_lines: int = Field(default=32, ge=4, le=512, description="Lines per chunk.")
+    retrieval_timeout_ms: float = Field(
+        default=30.0, ge=0, description="How long a completion waits for retrieved context (memories) before going without."
+    )
     fim_order: Literal["spm", "psm"] = Field(
         default="spm",
         description="spm: suffix before prefix, so a keystroke re-evaluates only the prompt's tail; psm: prefix first.",
     )
     max_tokens: int = Field(default=64, ge=1, le=32768, description="Most tokens one suggestion may have.")
     max_lines: int = Field(default=8, ge=1, description="Most lines one suggestion may have.")
+    time_limit_ms: float = Field(default=2000.0, ge=0, description="Stop generating after this long; 0 = no limit.")
     temperature: float = Field(default=0.0, ge=0, le=5, description="0 = greedy (deterministic).")
     seed: int | None = Field(default=None, description="Seed for sampling; none = a fixed default.")
 

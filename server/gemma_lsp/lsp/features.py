@@ -120,7 +120,9 @@ async def _suggest(
     text = document.text
     offset = document.offset_at(position)
     try:
-        suggestion = await ls.completions.suggest(uri, text, offset, path=ls.display_path(uri))
+        suggestion = await ls.completions.suggest(
+            uri, text, offset, path=ls.display_path(uri), language=document.language_id
+        )
     except asyncio.CancelledError:
         raise  # $/cancelRequest: pygls answers RequestCancelled
     except Cancelled:

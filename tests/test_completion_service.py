@@ -1,0 +1,113 @@
+"""The completion service in-process on the real engine: retrieval hook and its time budget."""
+
+from __future__ import annotations
+
+import asyncio
+import time
+
+import pytest
+
+from gemma_lsp.config import CompletionSettings, ModelSettings
+from gemma_lsp.completion import CompletionService
+from gemma_lsp.completion.context import Chunk, RingContext, similarity
+from gemma_lsp.engine import EngineManager
+
+TEXT = "import math\n\n\ndef area(radius):\n    r = radius\n    return "
+
+
+class Notes:
+    """A retriever over a fixed list of notes, with an optional delay (a slow store)."""
+
+    def __init__(self, delay_s: float = 0.0) -> None:
+        self.delay_s = delay_s
+        self.queries: list[str] = []
+
+    async def __call__(self, query: str, budget_tokens: int) -> list[Chunk]:
+        self.queries.append(query)
+        await asyncio.sleep(self.delay_s)
+        return [Chunk("notes/geometry.md", "The area of a circle is pi times the radius squared.\n")]
+
+
+@pytest.fixture
+async def engine(tiny_model):
+    m = EngineManager(ModelSettings(path=tiny_model, idle_unload_seconds=0))
+    yield m
+    await m.close()
+
+
+async def test_retrieved_chunks_reach_the_prompt(engine):
+    notes = Notes()
+    service = CompletionService(engine, lambda: CompletionSettings(max_tokens=4), retriever=notes)
+    await service.suggest("file:///a.py", TEXT, len(TEXT), path="a.py")
+    last = service.stats.last
+    assert last["retrieved_chunks"] == 1
+    assert notes.queries == ["import math\n\n\ndef area(radius):\n    r = radius"]  # the lines above
+
+
+async def test_typing_on_a_line_does_not_ask_the_retriever_again(engine):
+    notes = Notes()
+    service = CompletionService(engine, lambda: CompletionSettings(max_tokens=4), retriever=notes)
+    await service.suggest("file:///a.py", TEXT, len(TEXT), path="a.py")
+    typed = TEXT + "math.pi"
+    await service.suggest("file:///a.py", typed, len(typed), path="a.py")
+    assert len(notes.queries) == 1
+    assert service.stats.last["tokens_evaluated"] <= 8  # the retrieved chunk did not move
+
+
+async def test_a_slow_retriever_does_not_hold_the_completion_back(engine):
+    notes = Notes(delay_s=1.0)
+    service = CompletionService(engine, lambda: CompletionSettings(max_tokens=4, retrieval_timeout_ms=20), retriever=notes)
+    await service.suggest("file:///a.py", "x = 1\n", 6)  # load the model first
+    started = time.perf_counter()
+    await service.suggest("file:///a.py", TEXT, len(TEXT), path="a.py")
+    assert time.perf_counter() - started < 0.5
+    assert service.stats.last["retrieved_chunks"] == 0
+    await asyncio.sleep(1.1)  # the retrieval finished meanwhile and serves the next keystroke
+    typed = TEXT + "m"
+    await service.suggest("file:///a.py", typed, len(typed), path="a.py")
+    assert service.stats.last["retrieved_chunks"] == 1
+    assert notes.queries.count(notes.queries[-1]) == 1  # asked once for this place, while slow
+
+
+def test_the_ring_keeps_the_newest_chunks_and_drops_near_duplicates():
+    ring = RingContext(max_chunks=2, chunk_lines=4)
+    text = "".join(f"line {i}\n" for i in range(20))
+    assert ring.add("a.py", text, 2)
+    assert not ring.add("a.py", text, 2)  # the same chunk again
+    assert ring.add("b.py", "other\ncontent\n", 0)
+    assert ring.add("c.py", "third\nfile\n", 0)
+    assert [c.path for c in ring.chunks()] == ["b.py", "c.py"]
+    assert [c.path for c in ring.chunks(exclude_path="c.py")] == ["b.py"]
+    edited = "third\nfile\n"
+    assert not ring.add("c.py", edited, 0)
+    near = Chunk("x", "a\nb\nc\nd\ne\nf\ng\nh\ni\nj\n")
+    assert similarity(near, Chunk("x", "a\nb\nc\nd\ne\nf\ng\nh\ni\nj\nk\n")) > 0.9
+
+
+
+class Scripted:
+    """A sampler that emits a fixed cycle of tokens (to make the random model say something exact)."""
+
+    def __init__(self, tokens: list[int]) -> None:
+        self.tokens, self.i = tokens, 0
+
+    def sample(self, logits) -> int:
+        token = self.tokens[self.i % len(self.tokens)]
+        self.i += 1
+        return token
+
+    def accept(self, token: int) -> None:
+        pass
+
+    def reset(self) -> None:
+        self.i = 0
+
+
+async def test_control_characters_never_reach_the_editor(engine):
+    await engine.load()
+    tokens = engine._backend.tokenize("ok\x7f\x01 = 1")
+    service = CompletionService(
+        engine, lambda: CompletionSettings(max_tokens=len(tokens)), sampler_factory=lambda s: Scripted(tokens)
+    )
+    suggestion = await service.suggest("file:///a.py", "x = 1\n", 6)
+    assert suggestion is not None and suggestion.text == "ok = 1"
