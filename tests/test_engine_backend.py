@@ -203,3 +203,24 @@ def test_a_non_gemma_gguf_is_refused_by_name(tmp_path):
 def _write(path, data: bytes):
     path.write_bytes(data)
     return path
+
+
+@pytest.mark.parametrize("edit_back", [3, 700])
+def test_without_a_full_swa_cache_reuse_is_exact_or_refused(tiny_model, edit_back):
+    """gemma3 keeps only a 512-token window in its sliding-window layers (swa_full off)."""
+    warm = load(tiny_model, n_ctx=4096, swa_full=False)
+    cold = load(tiny_model, n_ctx=4096, swa_full=True)
+    try:
+        prompt = [warm.special.bos, *warm.tokenize(CODE * 40)][:1500]
+        warm.eval(prompt)
+        at = len(prompt) - edit_back
+        edited = prompt[:at] + warm.tokenize("value") + prompt[at + 1 :]
+        result = warm.eval(edited)
+        if edit_back < 100:
+            assert result.tokens_reused == at and warm.full_reevaluations == 0
+        else:  # the window before the edit was evicted: evaluate everything again
+            assert result.tokens_reused == 0 and warm.full_reevaluations == 1
+        np.testing.assert_allclose(result.logits, cold_logits(cold, edited), atol=1e-4, rtol=0)
+    finally:
+        warm.close()
+        cold.close()

@@ -41,6 +41,14 @@ class ModelSettings(_Section):
         default=True,
         description="Reuse the KV cache for the longest common token prefix (off only to measure its effect).",
     )
+    swa_full: bool = Field(
+        default=False,
+        description=(
+            "Keep a full-size KV cache for sliding-window layers (gemma2/gemma3). Off: those layers keep only "
+            "their window, so long prompts cost less memory and time; reuse falls back to a full evaluation "
+            "when an edit reaches further back than the window."
+        ),
+    )
     warmup: bool = Field(default=True, description="Run one evaluation after load so the first request is fast.")
     idle_unload_seconds: float = Field(
         default=1800.0, ge=0, description="Unload the model after this long without requests; 0 = never."

@@ -160,6 +160,9 @@ class LlamaCppBackend:
         )
         self._cached: list[int] = []
         self._kv_reuse = kv_reuse
+        self._memory = llama_cpp.llama_get_memory(llm.ctx)
+        self._n_swa = llama_cpp.llama_model_n_swa(model.model)
+        self.full_reevaluations = 0  # reuse refused because the sliding window had moved on
         self._abort_flag: threading.Event | None = None
         # Checked by llama.cpp between graph computations: returning True aborts llama_decode.
         self._abort_cb = llama_cpp.ggml_abort_callback(self._should_abort)
@@ -204,6 +207,7 @@ class LlamaCppBackend:
             yarn_beta_slow=settings.yarn_beta_slow,
             yarn_orig_ctx=settings.yarn_orig_ctx,
             logits_all=False,
+            swa_full=settings.swa_full,
         )
         if settings.rope_scaling is not None:
             kwargs["rope_scaling_type"] = _ROPE_SCALING[settings.rope_scaling]
@@ -269,7 +273,20 @@ class LlamaCppBackend:
         limit = min(len(cached), len(tokens) - 1) if self._kv_reuse else 0  # at least one token for logits
         while keep < limit and cached[keep] == tokens[keep]:
             keep += 1
+        if 0 < keep < len(cached) and self._n_swa > 0 and self._window_lost(keep):
+            keep = 0
+            self.full_reevaluations += 1
         return self._evaluate_from(keep, tokens, abort)
+
+    def _window_lost(self, keep: int) -> bool:
+        """True when sliding-window layers no longer hold the window that ends at ``keep``.
+
+        Without a full-size SWA cache those layers keep only the last window of positions;
+        reusing a prefix whose final window was already evicted would give wrong logits
+        silently, so the caller evaluates from scratch instead (as llama-server does).
+        """
+        pos_min = self._lib.llama_memory_seq_pos_min(self._memory, 0)
+        return pos_min > max(0, keep - self._n_swa)
 
     def extend(self, tokens: list[int], abort: threading.Event | None = None) -> EvalResult:
         """Append ``tokens`` to what the cache holds and return the next-token logits."""
