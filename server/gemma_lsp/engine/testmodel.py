@@ -207,6 +207,10 @@ def write_test_model(
     # them, as a trained one rarely does, so generation runs until a limit rather than
     # stopping at once. Stop-token handling is tested with a sampler that asks for them.
     embd[: len(SPECIAL_TOKENS)] = 0
+    # Byte-fallback tokens get small rows too: a trained model rarely spells text byte by byte,
+    # and a random one that does writes control characters instead of visible text.
+    n_bytes_end = len(SPECIAL_TOKENS) + 256
+    embd[len(SPECIAL_TOKENS) : n_bytes_end] = (embd[len(SPECIAL_TOKENS) : n_bytes_end] * 0.25).astype(dtype)
     w.add_tensor("token_embd.weight", embd)
     w.add_tensor("output_norm.weight", norm(e))
     s_in = 1.0 / np.sqrt(e)
