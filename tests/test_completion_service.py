@@ -11,6 +11,7 @@ from gemma_lsp.config import CompletionSettings, ModelSettings
 from gemma_lsp.completion import CompletionService
 from gemma_lsp.completion.context import Chunk, RingContext, similarity
 from gemma_lsp.engine import EngineManager
+from samplers import Scripted
 
 TEXT = "import math\n\n\ndef area(radius):\n    r = radius\n    return "
 
@@ -83,24 +84,6 @@ def test_the_ring_keeps_the_newest_chunks_and_drops_near_duplicates():
     near = Chunk("x", "a\nb\nc\nd\ne\nf\ng\nh\ni\nj\n")
     assert similarity(near, Chunk("x", "a\nb\nc\nd\ne\nf\ng\nh\ni\nj\nk\n")) > 0.9
 
-
-
-class Scripted:
-    """A sampler that emits a fixed cycle of tokens (to make the random model say something exact)."""
-
-    def __init__(self, tokens: list[int]) -> None:
-        self.tokens, self.i = tokens, 0
-
-    def sample(self, logits) -> int:
-        token = self.tokens[self.i % len(self.tokens)]
-        self.i += 1
-        return token
-
-    def accept(self, token: int) -> None:
-        pass
-
-    def reset(self) -> None:
-        self.i = 0
 
 
 async def test_control_characters_never_reach_the_editor(engine):

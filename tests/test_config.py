@@ -5,6 +5,7 @@ from __future__ import annotations
 import subprocess
 import sys
 import textwrap
+import tomllib
 
 import pytest
 
@@ -18,7 +19,8 @@ from gemma_lsp.errors import ConfigError
         ({"model": {"n_ctx": 10}}, "model.n_ctx", "greater than or equal to 256"),
         ({"model": {"n_threads": "many"}}, "model.n_threads", "valid integer"),
         ({"completion": {"max_tokens": 0}}, "completion.max_tokens", "greater than or equal to 1"),
-        ({"completion": {"temperature": -1}}, "completion.temperature", "greater than or equal to 0"),
+        ({"completion": {"time_limit_ms": -1}}, "completion.time_limit_ms", "greater than or equal to 0"),
+        ({"sampling": {"presets": {"mine": [{"type": "min_p", "p": 2}]}}}, "sampling.presets.mine.0.min_p.p", "less than or equal to 1"),
         ({"completion": {"max_lnes": 3}}, "completion.max_lnes", "unknown setting"),
         ({"model": {"rope_scaling": "cubic"}}, "model.rope_scaling", "'none', 'linear' or 'yarn'"),
         ({"log": {"level": "loud"}}, "log.level", "'debug', 'info', 'warning' or 'error'"),
@@ -31,6 +33,11 @@ def test_an_invalid_value_is_rejected_with_its_key_named(layer, key, reason):
     message = str(err.value)
     assert message.startswith(f"Invalid setting {key}:") and reason in message
     assert before == Settings()  # the previous settings are untouched
+
+
+def test_an_unknown_completion_preset_is_named():
+    with pytest.raises(ConfigError, match=r"completion.preset: there is no sampler preset 'fast' \(known: balanced, "):
+        apply_layer(Settings(), {"completion": {"preset": "fast"}})
 
 
 def test_windows_that_do_not_fit_the_context_are_rejected():
@@ -80,3 +87,12 @@ def test_a_crash_mid_write_leaves_the_old_file_intact(tmp_path):
     assert proc.returncode == 9
     assert path.read_text() == old
     assert load_settings(path).completion.max_tokens == 11
+
+
+def test_the_readme_example_config_is_valid():
+    from pathlib import Path
+
+    readme = (Path(__file__).parent.parent / "README.md").read_text()
+    example = readme.split("```toml")[1].split("```")[0]
+    settings = apply_layer(Settings(), tomllib.loads(example))
+    assert settings.completion.preset == "completion" and "mine" in settings.sampling.presets

@@ -11,24 +11,7 @@ from gemma_lsp.config import ModelSettings
 from gemma_lsp.engine import EngineManager, GenerationLimits, GenerationRequest, GenerationResult
 from gemma_lsp.errors import Cancelled, ModelUnavailable
 from gemma_lsp.sampling import Greedy
-
-
-class Scripted:
-    """A sampler that emits a fixed cycle of tokens (to steer a random model into a stop)."""
-
-    def __init__(self, tokens: list[int]) -> None:
-        self.tokens, self.i = tokens, 0
-
-    def sample(self, logits) -> int:
-        token = self.tokens[self.i % len(self.tokens)]
-        self.i += 1
-        return token
-
-    def accept(self, token: int) -> None:
-        pass
-
-    def reset(self) -> None:
-        self.i = 0
+from samplers import Scripted
 
 
 def prompt_of(text: str):

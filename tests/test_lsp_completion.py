@@ -310,3 +310,30 @@ async def test_new_extra_context_is_evaluated_in_the_background_before_the_next_
     last = (await stats(client)).completion.last
     assert last.extra_chunks == 1
     assert last.tokens_evaluated <= 4  # the new chunk was already in the KV cache
+
+
+def set_completion(client: LanguageClient, **completion: Any) -> None:
+    client.workspace_did_change_configuration(
+        lsp.DidChangeConfigurationParams(settings={"gemma": {"completion": completion}})
+    )
+
+
+async def completion_text(client: LanguageClient) -> str:
+    result = await client.text_document_inline_completion_async(inline_params())
+    return result.items[0].insert_text if result.items else ""
+
+
+async def test_the_sampler_preset_in_config_changes_the_text_and_a_seed_reproduces_it(client, tiny_model):
+    await start(client, settings_for(tiny_model, max_tokens=24, preset="greedy"))
+    open_doc(client)
+    greedy = await completion_text(client)
+    set_completion(client, preset="creative", seed=1)
+    first = await completion_text(client)
+    set_completion(client, preset="creative", seed=2)
+    other_seed = await completion_text(client)
+    set_completion(client, preset="creative", seed=1)
+    again = await completion_text(client)
+    assert first != greedy  # the preset changed what the model wrote
+    assert other_seed != first  # so did the seed
+    assert again == first  # and the same seed wrote the same text again
+    assert (await stats(client)).completion.engine == 4  # each answer came from the engine, not the cache

@@ -19,36 +19,14 @@ import time
 from pathlib import Path
 from typing import Any
 
-_FUNCTION = '''
-def {name}(values: list[int], limit: int = {n}) -> dict[str, int]:
-    """Summarise values below the limit for report {n}."""
-    result = {{"count": 0, "total": 0}}
-    for value in values:
-        if value < limit:
-            result["count"] += 1
-            result["total"] += value
-    return result
-
-'''
-
+from .common import functions_for, percentiles
 
 def make_source(target_tokens: int, tokenize) -> tuple[str, int]:
     """A Python file of about ``target_tokens`` tokens and the cursor offset near its end."""
-    parts: list[str] = ['"""Reports generated for the benchmark."""\n\n']
-    n = 0
-    while len(tokenize("".join(parts))) < target_tokens:
-        parts.append(_FUNCTION.format(name=f"summarise_{n}", n=n))
-        n += 1
-    body = "".join(parts)
+    body = '"""Reports generated for the benchmark."""\n\n' + "".join(functions_for(target_tokens - 30, tokenize))
     tail = "\n\ndef main() -> None:\n    data = [3, 1, 4, 1, 5, 9, 2, 6]\n    "
     cursor = len(body) + len(tail)
     return body + tail + "\n\nif __name__ == \"__main__\":\n    main()\n", cursor
-
-
-def _percentiles(values: list[float]) -> dict[str, float]:
-    ordered = sorted(values)
-    p95 = ordered[min(len(ordered) - 1, int(round(0.95 * (len(ordered) - 1))))]
-    return {"p50": round(statistics.median(ordered), 3), "p95": round(p95, 3)}
 
 
 def _line_col(text: str, offset: int) -> tuple[int, int]:
@@ -112,9 +90,9 @@ async def run_completion_bench(
         "file_tokens": file_token_count,
         "requests": requests,
         "max_tokens": max_tokens,
-        "latency_ms": _percentiles(latency),
-        "engine_ms": _percentiles(engine),
-        "overhead_ms": _percentiles(overhead),
+        "latency_ms": percentiles(latency),
+        "engine_ms": percentiles(engine),
+        "overhead_ms": percentiles(overhead),
         "tokens_evaluated": {"p50": statistics.median(evaluated)},
         "cold_tokens_evaluated": cold["tokens_evaluated"],
         "cold_engine_ms": round(cold["engine_ms"], 3),

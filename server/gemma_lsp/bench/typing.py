@@ -20,45 +20,20 @@ from typing import Any
 
 from lsprotocol import types as lsp
 
+from .common import functions_for, percentiles
+
 # What the user types at the cursor: "\b" is a backspace (a typo, then its correction).
 SCRIPT = "total = sum(vlaues\b\b\b\b\balues)\nif total > limit:\n    return total\n"
 KEYSTROKE_S = 0.080
 PAUSE_S = 0.6  # after a space or a newline
 
-_FUNCTION = '''
-def summarise_{n}(values: list[int], limit: int = {n}) -> dict[str, int]:
-    """Summarise the values below the limit for report {n}."""
-    result = {{"count": 0, "total": 0}}
-    for value in values:
-        if value < limit:
-            result["count"] += 1
-            result["total"] += value
-    return result
-
-'''
-
-
 def make_file(target_tokens: int, tokenize) -> tuple[str, int]:
     """A Python file of about ``target_tokens`` tokens, and a cursor on an empty line in the middle."""
-    functions: list[str] = [_FUNCTION.format(n=0)]
-    n = 1
-    while len(tokenize("".join(functions) + _FUNCTION.format(n=n))) < target_tokens - 30:
-        functions.append(_FUNCTION.format(n=n))
-        n += 1
+    functions = functions_for(target_tokens, tokenize)
     middle = max(1, len(functions) // 2)
     head = '"""Reports."""\n' + "".join(functions[:middle]) + "\ndef check(values, limit):\n    "
     tail = "\n\n" + "".join(functions[middle:])
     return head + tail, len(head)
-
-
-def _pcts(values: list[float]) -> dict[str, float]:
-    if not values:
-        return {"p50": None, "p95": None}
-    ordered = sorted(values)
-    return {
-        "p50": round(statistics.median(ordered), 3),
-        "p95": round(ordered[min(len(ordered) - 1, int(round(0.95 * (len(ordered) - 1))))], 3),
-    }
 
 
 @dataclass
@@ -184,8 +159,8 @@ async def _typing_run(model: Path, file_tokens: int, settings: dict[str, Any], s
         "keystrokes": len(script),
         "answered": len(editor.answered),
         "cancelled": editor.cancelled,
-        "latency_ms": _pcts([a["latency_ms"] for a in editor.answered]),
-        "engine_answered_latency_ms": _pcts(from_engine),
+        "latency_ms": percentiles([a["latency_ms"] for a in editor.answered]),
+        "engine_answered_latency_ms": percentiles(from_engine),
         "tokens_evaluated": {"p50": statistics.median(evaluated) if evaluated else None},
         "stale_delivered": editor.stale_delivered,
         "cache_hit_rate": round(hits / served, 3) if served else 0.0,

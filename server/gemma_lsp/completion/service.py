@@ -13,7 +13,7 @@ from typing import Any
 
 from gemma_lsp.config import CompletionSettings
 from gemma_lsp.engine import EngineManager, GenerationLimits, GenerationRequest
-from gemma_lsp.sampling import Sampler, Temperature
+from gemma_lsp.sampling import Greedy, Sampler
 
 from .cache import CompletionCache, TypeAhead, prompt_key
 from .context import Chunk, RetrievalCache, Retriever, RingContext
@@ -38,7 +38,8 @@ _CONTROL_CHARACTERS = {c: None for c in [*range(0, 9), 11, 12, *range(14, 32), 1
 
 
 def default_sampler(settings: CompletionSettings) -> Sampler:
-    return Temperature(settings.temperature, seed=settings.seed if settings.seed is not None else 0)
+    """Greedy: what a service gets when nobody chose a sampler chain for it."""
+    return Greedy()
 
 
 @dataclass

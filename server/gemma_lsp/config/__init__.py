@@ -1,6 +1,7 @@
 """Settings: pydantic models, layered merge, atomic TOML persistence. Imports nothing of ours."""
 
 from .models import CompletionSettings, LogSettings, ModelSettings, Settings
+from .sampling import SamplingSettings, UnknownPreset
 from .store import (
     CONFIG_ENV,
     apply_layer,
@@ -18,7 +19,9 @@ __all__ = [
     "CompletionSettings",
     "LogSettings",
     "ModelSettings",
+    "SamplingSettings",
     "Settings",
+    "UnknownPreset",
     "apply_layer",
     "deep_merge",
     "default_cache_dir",

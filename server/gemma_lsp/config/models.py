@@ -11,6 +11,8 @@ from typing import Literal
 
 from pydantic import BaseModel, ConfigDict, Field, model_validator
 
+from .sampling import SamplingSettings
+
 
 class _Section(BaseModel):
     # An unknown key is almost always a typo: reject it rather than silently ignore it.
@@ -76,8 +78,10 @@ class CompletionSettings(_Section):
     max_tokens: int = Field(default=64, ge=1, le=32768, description="Most tokens one suggestion may have.")
     max_lines: int = Field(default=8, ge=1, description="Most lines one suggestion may have.")
     time_limit_ms: float = Field(default=2000.0, ge=0, description="Stop generating after this long; 0 = no limit.")
-    temperature: float = Field(default=0.0, ge=0, le=5, description="0 = greedy (deterministic).")
-    seed: int | None = Field(default=None, description="Seed for sampling; none = a fixed default.")
+    preset: str | None = Field(
+        default=None, description="Sampler preset (see [sampling]); none = sampling.features.completion."
+    )
+    seed: int | None = Field(default=None, description="Seed for sampling; none = 0 (the same text for the same prompt).")
 
     @model_validator(mode="after")
     def _windows_fit(self) -> "CompletionSettings":
@@ -97,7 +101,16 @@ class Settings(_Section):
 
     model: ModelSettings = Field(default_factory=ModelSettings)
     completion: CompletionSettings = Field(default_factory=CompletionSettings)
+    sampling: SamplingSettings = Field(default_factory=SamplingSettings)
     log: LogSettings = Field(default_factory=LogSettings)
+
+    @model_validator(mode="after")
+    def _completion_preset_exists(self) -> "Settings":
+        name = self.completion.preset
+        if name is not None and name not in self.sampling.presets:
+            known = ", ".join(sorted(self.sampling.presets))
+            raise ValueError(f"completion.preset: there is no sampler preset {name!r} (known: {known})")
+        return self
 
     @model_validator(mode="after")
     def _prompt_fits_context(self) -> "Settings":

@@ -18,9 +18,11 @@ from pygls.lsp.server import LanguageServer
 
 from gemma_lsp import __version__
 from gemma_lsp.completion import CompletionService
-from gemma_lsp.config import Settings, apply_layer, load_file
+from gemma_lsp.config import CompletionSettings, Settings, apply_layer, load_file
 from gemma_lsp.engine import EngineManager
 from gemma_lsp.errors import ConfigError, ModelUnavailable
+from gemma_lsp.sampling import Sampler
+from gemma_lsp.sampling.build import build_sampler
 
 from .documents import DocumentStore
 from .protocol import GemmaProtocol
@@ -51,11 +53,16 @@ class GemmaLanguageServer(LanguageServer):
         self.cli_log_level = cli_log_level
         self.settings = Settings()
         self.engine = EngineManager(self.settings.model)
-        self.completions = CompletionService(self.engine, lambda: self.settings.completion)
+        self.completions = CompletionService(self.engine, lambda: self.settings.completion, self._completion_sampler)
         self._load_task: asyncio.Task | None = None
         self._reported_load_error: str | None = None
         self._root: Path | None = None
         self.last_completed_uri: str | None = None
+
+    def _completion_sampler(self, completion: CompletionSettings) -> Sampler:
+        """The sampler chain of the completion's preset, seeded (the same prompt gives the same text)."""
+        specs = self.settings.sampling.preset_for("completion", completion.preset)
+        return build_sampler(specs, seed=completion.seed if completion.seed is not None else 0)
 
     # --------------------------------------------------------------- messages
     def tell(self, message: str, kind: lsp.MessageType = lsp.MessageType.Error) -> None:
@@ -102,8 +109,7 @@ class GemmaLanguageServer(LanguageServer):
             return
         model_changed = settings.model != self.settings.model
         self.adopt(settings)
-        if model_changed:
-            self.completions.clear_cache()
+        self.completions.clear_cache()  # any setting may change what the model would write
         if model_changed and await self.engine.reconfigure(settings.model):
             self._reported_load_error = None
             self.start_loading()

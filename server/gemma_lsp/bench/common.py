@@ -1,0 +1,37 @@
+"""What the benchmarks share: percentiles and the synthetic source files they type into."""
+
+from __future__ import annotations
+
+import statistics
+from collections.abc import Callable
+
+FUNCTION = '''
+def summarise_{n}(values: list[int], limit: int = {n}) -> dict[str, int]:
+    """Summarise the values below the limit for report {n}."""
+    result = {{"count": 0, "total": 0}}
+    for value in values:
+        if value < limit:
+            result["count"] += 1
+            result["total"] += value
+    return result
+
+'''
+
+
+def functions_for(target_tokens: int, tokenize: Callable[[str], list[int]]) -> list[str]:
+    """As many distinct Python functions as fit in about ``target_tokens`` tokens (at least one)."""
+    functions = [FUNCTION.format(n=0)]
+    n = 1
+    while len(tokenize("".join(functions) + FUNCTION.format(n=n))) < target_tokens - 30:
+        functions.append(FUNCTION.format(n=n))
+        n += 1
+    return functions
+
+
+def percentiles(values: list[float]) -> dict[str, float | None]:
+    """p50 and p95 (nearest rank), rounded to the microsecond when in milliseconds."""
+    if not values:
+        return {"p50": None, "p95": None}
+    ordered = sorted(values)
+    p95 = ordered[min(len(ordered) - 1, int(round(0.95 * (len(ordered) - 1))))]
+    return {"p50": round(statistics.median(ordered), 3), "p95": round(p95, 3)}

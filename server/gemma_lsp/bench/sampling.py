@@ -1,0 +1,317 @@
+"""``gemma-lsp bench sampling``: time per token of our sampler chains against llama.cpp's.
+
+For each preset and logit shape, both chains sample the same logit vectors in the same run, each
+in its own loop of ``--repeats`` tokens after a short warm-up (interleaving them token by token
+made ours ~2x slower: llama.cpp's sorts of a 3 MB token array evict our data). With ``--cold``
+every token starts after a 64 MB write that evicts the caches, as the model's evaluation does
+between two tokens in real use.
+
+* ours: ``gemma_lsp.sampling.build_sampler(specs).sample(logits)``, everything included
+  (validation, every stage, the draw);
+* native: llama.cpp's sampler chain through llama-cpp-python, with the same samplers and
+  parameters. Its time includes filling the ``llama_token_data`` array from the logits, which
+  llama.cpp's own ``llama_sampler_sample`` does for every token too (here with numpy instead of
+  a C loop), plus ``llama_sampler_apply``.
+
+Logit shapes (262,144 tokens by default, Gemma 3's vocabulary):
+
+* ``peaked``, like a trained model's next-token distribution: a bulk of N(0, 2.5) logits and 20
+  tokens raised to 10..18 nats, so the top token has ~45% of the probability and the bulk ~7%;
+* ``flat``: N(0, 1) logits, an entropy within 0.5 nat of uniform.
+
+Eight different logit vectors per shape are cycled through. The penalties preset starts each
+run with 64 random tokens of history, so its penalties apply. This module also provides the
+native chain used by the parity tests (:class:`NativeChain`).
+"""
+
+from __future__ import annotations
+
+import argparse
+import ctypes
+import json
+import statistics
+import sys
+import time
+from typing import Any
+
+import numpy as np
+
+from gemma_lsp.config.sampling import (
+    DistributionSpec,
+    DynamicTemperatureSpec,
+    GreedySpec,
+    MinPSpec,
+    MirostatV2Spec,
+    PenaltiesSpec,
+    TemperatureSpec,
+    TopKSpec,
+    TopPSpec,
+    TypicalSpec,
+)
+from gemma_lsp.sampling import build_sampler
+
+GEMMA3_VOCAB = 262_144
+SHAPES = ("peaked", "flat")
+LOGIT_VECTORS = 8
+WARMUP = 3
+
+BENCH_PRESETS: dict[str, list[Any]] = {
+    "greedy": [GreedySpec()],
+    "completion": [TopKSpec(k=40), MinPSpec(p=0.05), TemperatureSpec(temperature=0.2), DistributionSpec()],
+    "balanced": [TopPSpec(p=0.95), MinPSpec(p=0.05), TemperatureSpec(temperature=0.8), DistributionSpec()],
+    "dynatemp": [
+        MinPSpec(p=0.05),
+        DynamicTemperatureSpec(temperature=0.8, delta=0.5, exponent=1.0),
+        DistributionSpec(),
+    ],
+    "mirostat": [TemperatureSpec(temperature=0.8), MirostatV2Spec(tau=5.0, eta=0.1)],
+    "typical": [TypicalSpec(p=0.95), TemperatureSpec(temperature=0.8), DistributionSpec()],
+    "penalties": [
+        PenaltiesSpec(last_n=64, repeat=1.1),
+        MinPSpec(p=0.05),
+        TemperatureSpec(temperature=0.8),
+        DistributionSpec(),
+    ],
+}
+
+
+def make_logits(shape: str, vocab: int = GEMMA3_VOCAB, seed: int = 0) -> np.ndarray:
+    """One float32 logit vector of the given shape (see the module docstring)."""
+    rng = np.random.default_rng(seed)
+    if shape == "flat":
+        return rng.normal(0.0, 1.0, vocab).astype(np.float32)
+    if shape == "peaked":
+        logits = rng.normal(0.0, 2.5, vocab).astype(np.float32)
+        top = rng.choice(vocab, size=min(20, vocab), replace=False)
+        logits[top] = np.linspace(18.0, 10.0, top.size, dtype=np.float32) + rng.normal(0, 0.3, top.size).astype(
+            np.float32
+        )
+        return logits
+    raise ValueError(f"unknown logit shape {shape!r}; choose one of {', '.join(SHAPES)}")
+
+
+# ------------------------------------------------------------------------------ native chain
+
+TOKEN_DATA = np.dtype([("id", "<i4"), ("logit", "<f4"), ("p", "<f4")])
+
+
+class NativeChain:
+    """llama.cpp's sampler chain (via llama-cpp-python) applied to logits without a model.
+
+    Built from the same specs as ours (``distribution`` is appended if the last spec is not a
+    selector, unless ``add_selector`` is false). Each call fills a ``llama_token_data`` array from the
+    logits (ids 0..n-1, p = 0, as ``llama_sampler_sample`` does) and runs ``llama_sampler_apply``.
+    """
+
+    def __init__(self, specs: list[Any], n_vocab: int, seed: int = 0, add_selector: bool = True) -> None:
+        import llama_cpp
+
+        _silence_llama_logs()
+        self._llama = llama_cpp
+        params = llama_cpp.llama_sampler_chain_default_params()
+        params.no_perf = True
+        self._chain = llama_cpp.llama_sampler_chain_init(params)
+        self._keep: list[Any] = []
+        for spec in specs:
+            llama_cpp.llama_sampler_chain_add(self._chain, self._make(spec, n_vocab, seed))
+        last = specs[-1].type if specs else None
+        if add_selector and last not in ("greedy", "distribution", "mirostat_v2"):
+            llama_cpp.llama_sampler_chain_add(self._chain, llama_cpp.llama_sampler_init_dist(seed))
+        self.n_vocab = n_vocab
+        self._template = np.zeros(n_vocab, dtype=TOKEN_DATA)
+        self._template["id"] = np.arange(n_vocab, dtype=np.int32)
+        self._data = np.zeros(n_vocab, dtype=TOKEN_DATA)
+        # Plain int32/float32 views: numpy copies structured arrays field by field (~30x slower).
+        self._template_words = self._template.view(np.int32).reshape(n_vocab, 3)
+        self._data_words = self._data.view(np.int32).reshape(n_vocab, 3)
+        self._data_floats = self._data.view(np.float32).reshape(n_vocab, 3)
+        self._array = llama_cpp.llama_token_data_array(
+            data=self._data.ctypes.data_as(ctypes.POINTER(llama_cpp.llama_token_data)),
+            size=n_vocab,
+            selected=-1,
+            sorted=False,
+        )
+        self._array_ref = ctypes.byref(self._array)
+
+    def _make(self, spec: Any, n_vocab: int, seed: int):
+        ll = self._llama
+        kind = spec.type
+        if kind == "greedy":
+            return ll.llama_sampler_init_greedy()
+        if kind == "distribution":
+            return ll.llama_sampler_init_dist(seed)
+        if kind == "temperature":
+            return ll.llama_sampler_init_temp(spec.temperature)
+        if kind == "dynamic_temperature":
+            return ll.llama_sampler_init_temp_ext(spec.temperature, spec.delta, spec.exponent)
+        if kind == "top_k":
+            return ll.llama_sampler_init_top_k(spec.k)
+        if kind == "top_p":
+            return ll.llama_sampler_init_top_p(spec.p, spec.min_keep)
+        if kind == "min_p":
+            return ll.llama_sampler_init_min_p(spec.p, spec.min_keep)
+        if kind == "typical":
+            return ll.llama_sampler_init_typical(spec.p, spec.min_keep)
+        if kind == "mirostat_v2":
+            return ll.llama_sampler_init_mirostat_v2(seed, spec.tau, spec.eta)
+        if kind == "penalties":
+            return ll.llama_sampler_init_penalties(n_vocab, spec.last_n, spec.repeat, spec.frequency, spec.presence)
+        if kind == "logit_bias":
+            biases = (ll.llama_logit_bias * len(spec.bias))(*[ll.llama_logit_bias(t, b) for t, b in spec.bias.items()])
+            self._keep.append(biases)
+            return ll.llama_sampler_init_logit_bias(n_vocab, len(spec.bias), biases)
+        raise ValueError(f"no native sampler for {kind!r}")
+
+    def fill(self, logits: np.ndarray) -> None:
+        """Reset the token data array to every token with its logit (what llama.cpp does per token)."""
+        np.copyto(self._data_words, self._template_words)  # ids 0..n-1, p = 0
+        self._data_floats[:, 1] = logits
+        self._array.size = self.n_vocab
+        self._array.selected = -1
+        self._array.sorted = False
+
+    def apply(self, logits: np.ndarray) -> np.ndarray:
+        """Run the chain's ``apply`` on ``logits``; the surviving token data (a view)."""
+        self.fill(logits)
+        self._llama.llama_sampler_apply(self._chain, self._array_ref)
+        return self._data[: self._array.size]
+
+    @property
+    def selected_token(self) -> int:
+        return int(self._data["id"][self._array.selected])
+
+    def sample(self, logits: np.ndarray) -> int:
+        self.apply(logits)
+        return self.selected_token
+
+    def accept(self, token: int) -> None:
+        self._llama.llama_sampler_accept(self._chain, token)
+
+    def reset(self) -> None:
+        self._llama.llama_sampler_reset(self._chain)
+
+    def close(self) -> None:
+        if self._chain is not None:
+            self._llama.llama_sampler_free(self._chain)
+            self._chain = None
+
+    def __del__(self) -> None:
+        try:
+            self.close()
+        except Exception:  # pragma: no cover - interpreter shutdown
+            pass
+
+
+_LOG_CALLBACK = None
+
+
+def _silence_llama_logs() -> None:
+    global _LOG_CALLBACK
+    if _LOG_CALLBACK is None:
+        import llama_cpp
+
+        # Keep a reference for the life of the process: a collected ctypes callback segfaults.
+        _LOG_CALLBACK = llama_cpp.llama_log_callback(lambda level, text, data: None)
+        llama_cpp.llama_log_set(_LOG_CALLBACK, ctypes.c_void_p(0))
+
+
+# ------------------------------------------------------------------------------ the benchmark
+
+
+def _percentiles(seconds: list[float]) -> dict[str, float]:
+    ordered = sorted(seconds)
+    p95 = ordered[min(len(ordered) - 1, int(round(0.95 * (len(ordered) - 1))))]
+    return {"p50": round(statistics.median(ordered) * 1e3, 4), "p95": round(p95 * 1e3, 4)}
+
+
+def _time_preset(
+    specs: list[Any], vectors: list[np.ndarray], repeats: int, seed: int, cold: bool
+) -> tuple[list[float], list[float]]:
+    """Per-token seconds of ours and of llama.cpp's chain: each runs ``repeats`` tokens in its own
+    loop (so neither runs right after the other has filled the caches with its own data), or,
+    with ``cold``, every token starts after a 64 MB write that evicts the caches, as a model
+    evaluation does between two tokens."""
+    vocab = vectors[0].shape[0]
+    flush = np.zeros(16 * 1024 * 1024, dtype=np.float32) if cold else None
+    history = np.random.default_rng(seed).integers(0, vocab, 64)
+
+    def run(sampler) -> list[float]:
+        sampler.reset()
+        for token in history:  # so the penalties preset has something to penalise
+            sampler.accept(int(token))
+        seconds: list[float] = []
+        clock = time.perf_counter
+        for step in range(WARMUP + repeats):
+            logits = vectors[step % len(vectors)]
+            if flush is not None:
+                flush.fill(step)
+            t0 = clock()
+            token = sampler.sample(logits)
+            t1 = clock()
+            sampler.accept(token)
+            if step >= WARMUP:
+                seconds.append(t1 - t0)
+        return seconds
+
+    native = NativeChain(specs, vocab, seed=seed)
+    try:
+        return run(build_sampler(specs, seed=seed)), run(native)
+    finally:
+        native.close()
+
+
+def run_sampling_bench(repeats: int = 100, vocab: int = GEMMA3_VOCAB, seed: int = 0, cold: bool = False) -> dict:
+    """Time every preset on every shape; the JSON object that ``--json`` prints."""
+    results = []
+    for shape in SHAPES:
+        vectors = [make_logits(shape, vocab, seed=seed * 1000 + i) for i in range(LOGIT_VECTORS)]
+        for preset, specs in BENCH_PRESETS.items():
+            ours_s, native_s = _time_preset(specs, vectors, repeats, seed, cold)
+            ours_ms, native_ms = _percentiles(ours_s), _percentiles(native_s)
+            results.append(
+                {
+                    "preset": preset,
+                    "shape": shape,
+                    "ours_ms": ours_ms,
+                    "native_ms": native_ms,
+                    "ratio_p50": round(ours_ms["p50"] / native_ms["p50"], 4) if native_ms["p50"] else None,
+                }
+            )
+    return {"vocab": vocab, "repeats": repeats, "caches": "cold" if cold else "warm", "results": results}
+
+
+def _table(report: dict) -> str:
+    lines = [
+        f"vocabulary {report['vocab']}, {report['repeats']} tokens per row, {report['caches']} caches (ms per token)",
+        f"{'preset':<12}{'shape':<8}{'ours p50':>10}{'ours p95':>10}{'native p50':>12}{'native p95':>12}{'ratio':>8}",
+    ]
+    for row in report["results"]:
+        lines.append(
+            f"{row['preset']:<12}{row['shape']:<8}{row['ours_ms']['p50']:>10.3f}{row['ours_ms']['p95']:>10.3f}"
+            f"{row['native_ms']['p50']:>12.3f}{row['native_ms']['p95']:>12.3f}{row['ratio_p50']:>8.3f}"
+        )
+    ratios = [row["ratio_p50"] for row in report["results"]]
+    lines.append(f"median ratio {statistics.median(ratios):.3f}")
+    return "\n".join(lines)
+
+
+def main(argv: list[str] | None = None) -> int:
+    parser = argparse.ArgumentParser(prog="gemma-lsp bench sampling", description=__doc__.split("\n\n")[0])
+    parser.add_argument("--json", action="store_true", help="print one JSON object")
+    parser.add_argument("--repeats", type=int, default=100, help="timed tokens per preset and shape")
+    parser.add_argument("--vocab", type=int, default=GEMMA3_VOCAB, help="vocabulary size")
+    parser.add_argument("--seed", type=int, default=0)
+    parser.add_argument("--cold", action="store_true", help="evict the caches before every token (64 MB write)")
+    args = parser.parse_args(argv)
+    try:
+        import llama_cpp  # noqa: F401
+    except ImportError:
+        print("bench sampling needs llama-cpp-python (the native reference)", file=sys.stderr)
+        return 1
+    report = run_sampling_bench(repeats=args.repeats, vocab=args.vocab, seed=args.seed, cold=args.cold)
+    print(json.dumps(report) if args.json else _table(report))
+    return 0
+
+
+if __name__ == "__main__":  # pragma: no cover
+    sys.exit(main())
