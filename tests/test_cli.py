@@ -28,6 +28,9 @@ def test_demo_shows_a_completion_from_the_in_process_engine():
     assert "textDocument/inlineCompletion" in out and "1 item(s)" in out
     assert "insert '" in out and "at 16:5-16:5" in out
     assert "model load:" in out and "first result:" in out and "total:" in out
+    assert "from the answer cache" in out  # the completion request repeats the inline one's prompt
+    after_keystroke = out.split("After typing one character")[1]
+    assert "from the engine" in after_keystroke and "reused from the KV cache" in after_keystroke
 
 
 def test_demo_names_a_missing_model_in_one_sentence(tmp_path):

@@ -89,6 +89,7 @@ async def _demo(model: Path | None) -> int:
             print(f"\nThe model did not load: {stats['load_error']}")
             return 1
         _show_inline(inline, inline_ms)
+        print(f"  {_how_served(stats)}")
 
         t0 = time.perf_counter()
         completion = await session.complete(uri, line, col)
@@ -98,23 +99,46 @@ async def _demo(model: Path | None) -> int:
         for item in items:
             print(f"  label: {item.label!r}")
             print(f"  edit:  {item.text_edit.new_text!r} at {_fmt_range(item.text_edit.range)}")
-
         stats = await session.stats()
+        print(f"  {_how_served(stats)}")
+
+        # One keystroke later: the engine evaluates only what changed.
+        session.insert(uri, line, col, "r")
+        t0 = time.perf_counter()
+        await session.inline(uri, line, col + 1)
+        keystroke_ms = (time.perf_counter() - t0) * 1000
+        stats = await session.stats()
+        print(f"\nAfter typing one character, inlineCompletion again ({keystroke_ms:.0f} ms):")
+        print(f"  {_how_served(stats)}")
+
         info = stats.get("model") or {}
-        last = stats.get("last") or {}
         print("\nTimings")
         print(f"  model load:        {stats.get('last_load_ms') or 0:.0f} ms "
               f"({info.get('architecture')}, {info.get('n_params', 0) / 1e6:.2f}M parameters)")
         print(f"  first result:      {first_result_ms:.0f} ms after start (server start, initialize, load included)")
-        print(f"  last request:      {last.get('engine_ms', 0):.1f} ms in the engine, "
-              f"{last.get('tokens_evaluated')} of {last.get('prompt_tokens')} prompt tokens evaluated "
-              f"({last.get('tokens_reused')} reused from the KV cache)")
     finally:
         await session.stop()
     print(f"  total:             {(time.perf_counter() - started) * 1000:.0f} ms")
     for message in session.messages:
         print(f"  server said: {message}")
     return 0
+
+
+def _how_served(stats: dict) -> str:
+    last = (stats.get("completion") or {}).get("last") or {}
+    source = last.get("source")
+    if source == "engine":
+        return (
+            f"from the engine: {last.get('engine_ms', 0):.1f} ms, {last.get('tokens_evaluated')} of "
+            f"{last.get('prompt_tokens')} prompt tokens evaluated "
+            f"({(last.get('prompt_tokens') or 0) - (last.get('tokens_evaluated') or 0)} reused from the KV cache), "
+            f"{last.get('tokens_generated')} generated"
+        )
+    if source == "cache":
+        return "from the answer cache (the same prompt was answered before): no engine work"
+    if source == "type_ahead":
+        return "from type-ahead (the user typed the start of the last suggestion): no engine work"
+    return "no suggestion"
 
 
 def _show_inline(result, elapsed_ms: float) -> None:
