@@ -421,10 +421,31 @@ def _prev_nonblank_line(doc: str, line_start: int) -> str | None:
 
 
 def _state_at(doc: str, offset: int, syntax: _Syntax) -> tuple[_Lex, list[str]]:
-    """Lexer state and open brackets at ``offset``, scanning from a line start within a window."""
+    """Lexer state and open brackets at ``offset``, scanning from a line start within a window.
+
+    The state at the start of the cursor's line is cached by the text before it: while the
+    user types on one line only that line is scanned again (this runs on every keystroke).
+    """
     start = 0 if offset <= _PREFIX_WINDOW else doc.rfind("\n", 0, offset - _PREFIX_WINDOW) + 1
-    lex, stack = _Lex(), []
-    for _, kind, tok in _scan(doc[start:offset], lex, syntax):
+    line_start = max(start, doc.rfind("\n", 0, offset) + 1)
+    key = (hash(doc[start:line_start]), line_start - start, syntax)
+    cached = _LINE_STATES.get(key)
+    if cached is None:
+        lex, stack = _scan_state(doc[start:line_start], _Lex(), [], syntax)
+        _LINE_STATES[key] = (lex.copy(), list(stack))
+        while len(_LINE_STATES) > _LINE_STATE_CACHE:
+            del _LINE_STATES[next(iter(_LINE_STATES))]
+    else:
+        lex, stack = cached[0].copy(), list(cached[1])
+    return _scan_state(doc[line_start:offset], lex, stack, syntax)
+
+
+_LINE_STATE_CACHE = 64
+_LINE_STATES: dict[tuple, tuple[_Lex, list[str]]] = {}
+
+
+def _scan_state(text: str, lex: _Lex, stack: list[str], syntax: _Syntax) -> tuple[_Lex, list[str]]:
+    for _, kind, tok in _scan(text, lex, syntax):
         if kind == "open":
             stack.append(tok)
         elif kind == "close":
