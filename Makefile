@@ -30,12 +30,16 @@ install-dev: $(VENV)/.installed-dev
 run: install
 	$(VENV)/bin/gemma-lsp demo
 
-# System packages the tests drive for real: Debian's Neovim (a real LSP client).
+# System packages the tests drive for real: Debian's Neovim (a real LSP client) and
+# redis-server (the memory store tests start their own on a loopback port).
+SYSTEM_PACKAGES := nvim:neovim redis-server:redis-server openssl:openssl
 system-deps:
-	@command -v nvim >/dev/null 2>&1 || { \
-	  echo ">> Installing Neovim (Debian package) for the Neovim client tests"; \
+	@missing=""; for pair in $(SYSTEM_PACKAGES); do \
+	  command -v $${pair%%:*} >/dev/null 2>&1 || missing="$$missing $${pair##*:}"; done; \
+	if [ -n "$$missing" ]; then \
+	  echo ">> Installing Debian packages the tests use:$$missing"; \
 	  SUDO=$$( [ "$$(id -u)" -eq 0 ] || echo sudo ); \
-	  $$SUDO apt-get update -q && $$SUDO apt-get install -y -q neovim; }
+	  $$SUDO apt-get update -q && $$SUDO apt-get install -y -q $$missing; fi
 
 test: install-dev system-deps
 	$(PY) -m pytest; status=$$?; \

@@ -1,0 +1,189 @@
+"""Fixtures for the memory tests: a real redis-server on a free loopback port, and both stores.
+
+The store contract suite runs once per store through the parametrized ``store_kind`` fixture.
+Without a ``redis-server`` binary the Redis cases are skipped with a reason, except under
+``CI=true``, where that is a failure (``make test`` installs redis-server).
+"""
+
+from __future__ import annotations
+
+import os
+import shutil
+import signal
+import socket
+import subprocess
+import time
+import uuid
+from pathlib import Path
+
+import pytest
+import redis
+
+from gemma_lsp.memory import EmbeddedMemoryStore, MemorySettings, RedisMemoryStore, TierTTLs
+
+
+def free_port() -> int:
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        return s.getsockname()[1]
+
+
+class RedisServer:
+    """One real redis-server process, started and stopped by the tests."""
+
+    def __init__(self, binary: str, port: int, workdir: Path, *extra: str, tls_cert: Path | None = None) -> None:
+        """``tls_cert``: serve TLS only (a PEM holding the certificate; its key beside it as ``*.key``)."""
+        self.binary, self.port, self.workdir, self.extra, self.tls_cert = binary, port, workdir, extra, tls_cert
+        self.proc: subprocess.Popen | None = None
+        workdir.mkdir(parents=True, exist_ok=True)
+
+    @property
+    def url(self) -> str:
+        return f"redis://127.0.0.1:{self.port}/0"
+
+    def start(self) -> "RedisServer":
+        ports = ["--port", str(self.port)]
+        tls: dict = {}
+        if self.tls_cert is not None:
+            key = self.tls_cert.with_suffix(".key")
+            ports = ["--port", "0", "--tls-port", str(self.port), "--tls-cert-file", str(self.tls_cert),
+                     "--tls-key-file", str(key), "--tls-ca-cert-file", str(self.tls_cert), "--tls-auth-clients", "no"]  # fmt: skip
+            tls = {"ssl": True, "ssl_ca_certs": str(self.tls_cert)}
+        args = [self.binary, *ports, "--bind", "127.0.0.1", "--dir", str(self.workdir),
+                "--save", "", "--appendonly", "no", "--daemonize", "no", "--loglevel", "warning", *self.extra]  # fmt: skip
+        self.proc = subprocess.Popen(args, stdout=subprocess.DEVNULL, stderr=subprocess.PIPE)
+        client = redis.Redis(
+            host="127.0.0.1", port=self.port, socket_connect_timeout=0.2, password=self._password(), **tls
+        )
+        deadline = time.monotonic() + 10
+        while True:
+            try:
+                client.ping()
+                break
+            except redis.exceptions.ConnectionError:
+                if self.proc.poll() is not None:
+                    raise RuntimeError(f"redis-server exited: {self.proc.stderr.read().decode()}")
+                if time.monotonic() > deadline:
+                    raise RuntimeError("redis-server did not answer within 10 s")
+                time.sleep(0.02)
+            finally:
+                client.close()
+        return self
+
+    def _password(self) -> str | None:
+        if "--requirepass" in self.extra:
+            return self.extra[self.extra.index("--requirepass") + 1]
+        return None
+
+    def kill(self) -> None:
+        """SIGKILL: the server vanishes mid-session, as a crash would do."""
+        if self.proc and self.proc.poll() is None:
+            self.proc.send_signal(signal.SIGKILL)
+            self.proc.wait(10)
+
+    def stop(self) -> None:
+        if self.proc and self.proc.poll() is None:
+            self.proc.terminate()
+            try:
+                self.proc.wait(10)
+            except subprocess.TimeoutExpired:
+                self.proc.kill()
+                self.proc.wait(10)
+        if self.proc and self.proc.stderr:
+            self.proc.stderr.close()
+
+
+@pytest.fixture(scope="session")
+def redis_binary() -> str:
+    return required_tool("redis-server", "apt-get install redis-server; `make test` does it")
+
+
+@pytest.fixture(scope="session")
+def redis_server(redis_binary: str, tmp_path_factory: pytest.TempPathFactory):
+    server = RedisServer(redis_binary, free_port(), tmp_path_factory.mktemp("redis")).start()
+    yield server
+    server.stop()
+
+
+def required_tool(name: str, why: str) -> str:
+    """The tool's path; missing: skip with the reason, or fail under CI=true."""
+    path = shutil.which(name)
+    if path is None:
+        reason = f"{name} is not installed ({why})"
+        if os.environ.get("CI", "").lower() == "true":
+            pytest.fail(f"CI=true: {reason}")
+        pytest.skip(reason)
+    return path
+
+
+@pytest.fixture(scope="session")
+def tls_cert(tmp_path_factory: pytest.TempPathFactory) -> Path:
+    """A self-signed certificate for 127.0.0.1 (``cert.pem``, key in ``cert.key``), made with openssl."""
+    openssl = required_tool("openssl", "apt-get install openssl")
+    d = tmp_path_factory.mktemp("tls")
+    subprocess.run(
+        [openssl, "req", "-x509", "-newkey", "rsa:2048", "-nodes", "-keyout", str(d / "cert.key"), "-out",
+         str(d / "cert.pem"), "-days", "1", "-subj", "/CN=127.0.0.1", "-addext", "subjectAltName=IP:127.0.0.1"],
+        check=True, capture_output=True,
+    )  # fmt: skip
+    return d / "cert.pem"
+
+
+@pytest.fixture
+def spawn_redis(redis_binary: str, tmp_path: Path):
+    """``spawn_redis(*args, port=None, tls_cert=None)``: a started RedisServer (not a module import: use this
+    fixture, so tests never ``import conftest``); every one is stopped after the test."""
+    servers: list[RedisServer] = []
+
+    def spawn(*extra: str, port: int | None = None, tls_cert: Path | None = None) -> RedisServer:
+        workdir = tmp_path / f"redis-{len(servers)}"
+        server = RedisServer(redis_binary, port or free_port(), workdir, *extra, tls_cert=tls_cert)
+        servers.append(server)
+        return server.start()
+
+    yield spawn
+    for server in servers:
+        server.stop()
+
+
+@pytest.fixture
+def unused_port() -> int:
+    """A loopback port nothing listens on (right now)."""
+    return free_port()
+
+
+@pytest.fixture
+def namespace() -> str:
+    return f"ws-{uuid.uuid4().hex[:12]}"
+
+
+@pytest.fixture(params=["embedded", "redis"])
+def store_kind(request) -> str:
+    return request.param
+
+
+@pytest.fixture
+def make_store(store_kind: str, request, tmp_path: Path):
+    """``make_store(**ttl)`` opens a store of the parametrized kind; every store it made is closed after."""
+    made = []
+    prefix = f"t{uuid.uuid4().hex[:10]}"
+    sqlite_path = tmp_path / "memories.sqlite3"
+
+    def make(**ttl: float | None):
+        settings = MemorySettings(prefix=prefix, sqlite_path=sqlite_path, ttl=TierTTLs(**ttl))
+        if store_kind == "embedded":
+            store = EmbeddedMemoryStore(settings)
+        else:
+            server = request.getfixturevalue("redis_server")
+            store = RedisMemoryStore(settings.model_copy(update={"url": server.url}))
+        made.append(store)
+        return store
+
+    yield make
+    for store in made:
+        store.close()
+
+
+@pytest.fixture
+def store(make_store):
+    return make_store()
