@@ -1,5 +1,6 @@
 """Settings: pydantic models, layered merge, atomic TOML persistence. Imports nothing of ours."""
 
+from .memory import IndexSettings, MemorySettings, TierTTLs
 from .models import CompletionSettings, LogSettings, ModelSettings, Settings
 from .sampling import SamplingSettings, UnknownPreset
 from .store import (
@@ -17,6 +18,9 @@ from .store import (
 __all__ = [
     "CONFIG_ENV",
     "CompletionSettings",
+    "IndexSettings",
+    "MemorySettings",
+    "TierTTLs",
     "LogSettings",
     "ModelSettings",
     "SamplingSettings",

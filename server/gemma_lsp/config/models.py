@@ -11,6 +11,7 @@ from typing import Literal
 
 from pydantic import BaseModel, ConfigDict, Field, model_validator
 
+from .memory import IndexSettings, MemorySettings
 from .sampling import SamplingSettings
 
 
@@ -102,6 +103,8 @@ class Settings(_Section):
     model: ModelSettings = Field(default_factory=ModelSettings)
     completion: CompletionSettings = Field(default_factory=CompletionSettings)
     sampling: SamplingSettings = Field(default_factory=SamplingSettings)
+    memory: MemorySettings = Field(default_factory=MemorySettings)
+    index: IndexSettings = Field(default_factory=IndexSettings)
     log: LogSettings = Field(default_factory=LogSettings)
 
     @model_validator(mode="after")

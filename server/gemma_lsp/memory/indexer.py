@@ -24,9 +24,9 @@ from dataclasses import dataclass, field
 from pathlib import Path
 
 import pathspec
-from pydantic import BaseModel, ConfigDict, Field
 
 from .model import Kind, Memory, Position, Range, Source, Tier
+from .settings import IndexSettings
 from .store import MemoryStore
 
 log = logging.getLogger(__name__)
@@ -42,18 +42,6 @@ SECRET_PATTERNS = (
     "credentials.*", "*credentials*.json", "secrets.*", "*.secret", "*.kdbx",
 )
 DENIED_FILES = ("*.min.js", "*.map", "*.lock", "package-lock.json", "*.pyc", "*.so", "*.dll", "*.exe")
-
-
-class IndexSettings(BaseModel):
-    """What the indexer reads and how it cuts it."""
-
-    model_config = ConfigDict(extra="forbid")
-
-    max_file_bytes: int = Field(default=512 * 1024, ge=1, description="Larger files are skipped.")
-    chunk_lines: int = Field(default=40, ge=4, le=1000)
-    overlap_lines: int = Field(default=8, ge=0, le=500)
-    deny: tuple[str, ...] = Field(default=(), description="More gitignore-style patterns to skip.")
-    debounce_seconds: float = Field(default=0.5, ge=0)
 
 
 @dataclass(frozen=True)

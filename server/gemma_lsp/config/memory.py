@@ -1,0 +1,96 @@
+"""Memory settings: where memories live, how long each tier keeps them, what the indexer reads.
+
+The memory layer (``gemma_lsp.memory``) uses these; they live here so ``Settings`` can hold them
+without config/ importing any other layer."""
+
+from __future__ import annotations
+
+import os
+from pathlib import Path
+
+from pydantic import BaseModel, ConfigDict, Field, field_validator
+
+
+
+def default_cache_dir() -> Path:
+    base = os.environ.get("XDG_CACHE_HOME") or str(Path.home() / ".cache")
+    return Path(base) / "gemma-lsp"
+
+
+def _default_sqlite_path() -> Path:
+    return default_cache_dir() / "memories.sqlite3"
+
+
+def _default_journal_dir() -> Path:
+    return default_cache_dir() / "memory-journal"
+
+
+class TierTTLs(BaseModel):
+    """Seconds a memory of each tier lives after its last put; ``None`` = never expires."""
+
+    model_config = ConfigDict(extra="forbid", validate_assignment=True)
+
+    working: float | None = Field(default=8 * 3600.0, gt=0, description="This session's scratch memories.")
+    short_term: float | None = Field(default=7 * 86400.0, gt=0)
+    long_term: float | None = Field(default=None, gt=0)
+    episodic: float | None = Field(default=30 * 86400.0, gt=0, description="Chat turns, accepted completions.")
+    semantic: float | None = Field(default=None, gt=0, description="The workspace's code and docs index.")
+
+    def for_tier(self, tier) -> float | None:
+        """The TTL of ``tier`` (a Tier or its name)."""
+        return getattr(self, str(getattr(tier, "value", tier)))
+
+
+class MemorySettings(BaseModel):
+    """Memory storage settings. ``url`` None = the embedded SQLite store; otherwise Redis.
+
+    Redis URLs: ``redis://[:password@]host:port/db``, ``rediss://`` for TLS, and a Redis Cluster
+    through ``redis+cluster://`` / ``rediss+cluster://`` or a ``?cluster=true`` query flag.
+    """
+
+    model_config = ConfigDict(extra="forbid", validate_assignment=True)
+
+    url: str | None = Field(default=None, description="Redis URL; none = embedded SQLite store.")
+    prefix: str = Field(default="gemma-lsp", min_length=1, max_length=64, description="Redis key prefix.")
+    ttl: TierTTLs = Field(default_factory=TierTTLs)
+    sqlite_path: Path = Field(default_factory=_default_sqlite_path)
+    journal_dir: Path = Field(
+        default_factory=_default_journal_dir,
+        description="Where writes are journaled while Redis is unreachable (one JSON Lines file per URL+prefix).",
+    )
+    change_feed_max_len: int = Field(default=10_000, ge=100, description="Approximate entries kept per namespace.")
+    connect_timeout: float = Field(default=1.0, gt=0, description="Seconds to wait for a Redis connection.")
+    socket_timeout: float = Field(default=2.0, gt=0, description="Seconds to wait for a Redis reply.")
+    retry_interval: float = Field(
+        default=2.0, ge=0, description="While degraded, try Redis again at most this often (seconds)."
+    )
+
+    @field_validator("prefix")
+    @classmethod
+    def _check_prefix(cls, value: str) -> str:
+        if any(ch in value for ch in "{}: \t\r\n"):
+            raise ValueError("prefix must not contain braces, colons or whitespace")
+        return value
+
+    @field_validator("url")
+    @classmethod
+    def _check_url(cls, value: str | None) -> str | None:
+        if value is None or value.strip() == "":
+            return None
+        scheme = value.split("://", 1)[0].lower() if "://" in value else ""
+        if scheme not in {"redis", "rediss", "unix", "redis+cluster", "rediss+cluster"}:
+            raise ValueError("url must be a redis://, rediss://, unix://, redis+cluster:// or rediss+cluster:// URL")
+        return value
+
+
+class IndexSettings(BaseModel):
+    """What the workspace indexer reads and how it cuts it."""
+
+    model_config = ConfigDict(extra="forbid")
+
+    enabled: bool = Field(default=True, description="Index the workspace folders into semantic memories.")
+    max_file_bytes: int = Field(default=512 * 1024, ge=1, description="Larger files are skipped.")
+    chunk_lines: int = Field(default=40, ge=4, le=1000)
+    overlap_lines: int = Field(default=8, ge=0, le=500)
+    deny: tuple[str, ...] = Field(default=(), description="More gitignore-style patterns to skip.")
+    debounce_seconds: float = Field(default=0.5, ge=0)
