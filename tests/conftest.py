@@ -3,15 +3,11 @@
 from __future__ import annotations
 
 import os
-import sys
 from pathlib import Path
 
 import pytest
 
 from gemma_lsp.engine.testmodel import write_test_model
-
-SERVER_COMMAND = [sys.executable, "-m", "gemma_lsp", "serve", "-v"]
-
 
 @pytest.fixture(scope="session", autouse=True)
 def _isolated_user_dirs(tmp_path_factory: pytest.TempPathFactory) -> None:

@@ -11,7 +11,7 @@ from lsprotocol import types as lsp
 from pygls.exceptions import JsonRpcException
 from pytest_lsp import ClientServerConfig, LanguageClient
 
-from conftest import SERVER_COMMAND
+from lsp_support import SERVER_COMMAND
 
 URI = "file:///work/sample.py"
 TEXT = 'import os\n\n\ndef greet(name: str) -> str:\n    """Say hello."""\n    return f"hello {name}"\n\n\ndef main():\n    \n'

@@ -28,7 +28,7 @@ from typing import Any
 
 import pytest
 
-from conftest import SERVER_COMMAND
+from lsp_support import SERVER_COMMAND
 
 SCRIPT = Path(__file__).parent / "nvim" / "lsp_roundtrip.lua"
 OMNIFUNC_SCRIPT = Path(__file__).parent / "nvim" / "omnifunc_check.lua"
