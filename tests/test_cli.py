@@ -101,3 +101,33 @@ async def test_serve_over_tcp(tiny_model, tmp_path):
 def test_serve_rejects_a_malformed_tcp_address():
     proc = run("serve", "--tcp", "localhost")
     assert proc.returncode == 2 and "HOST:PORT" in proc.stderr
+
+
+def test_memory_and_index_commands_round_trip(tmp_path):
+    ws = tmp_path / "ws"
+    (ws / "src").mkdir(parents=True)
+    (ws / "src" / "parser.py").write_text("def parse_config_file(path):\n    return toml.load(path)\n")
+    config = tmp_path / "config.toml"
+    config.write_text(f'[memory]\nsqlite_path = "{tmp_path / "m.sqlite3"}"\njournal_dir = "{tmp_path / "j"}"\n')
+    common = ["--config", str(config)]
+    indexed = run("index", str(ws), *common)
+    assert indexed.returncode == 0, indexed.stderr
+    assert "indexed 1 files" in indexed.stdout and "1/1 files" in indexed.stderr  # the progress bar
+    added = run("memory", "--workspace", str(ws), *common, "add", "Config files are TOML.", "--tags", "config")
+    memory_id = added.stdout.strip()
+    found = run("memory", "--workspace", str(ws), *common, "search", "parseConfigFile", "--json")
+    assert "parse_config_file" in json.loads(found.stdout.splitlines()[0])["text"]
+    backup = tmp_path / "backup.jsonl"
+    assert run("memory", "--workspace", str(ws), *common, "export", str(backup)).returncode == 0
+    assert len(backup.read_text().splitlines()) == 2
+    assert "forgot 1 of 1" in run("memory", "--workspace", str(ws), *common, "forget", memory_id).stdout
+    other = tmp_path / "other"
+    other.mkdir()
+    assert "imported 2" in run("memory", "--workspace", str(other), *common, "import", str(backup)).stdout
+    listed = run("memory", "--workspace", str(other), *common, "list").stdout
+    assert "Config files are TOML." in listed
+
+
+def test_memory_import_names_a_missing_file(tmp_path):
+    proc = run("memory", "--workspace", str(tmp_path), "import", str(tmp_path / "nope.jsonl"))
+    assert proc.returncode == 2 and "does not exist" in proc.stderr

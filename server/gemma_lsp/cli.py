@@ -32,6 +32,34 @@ def _parser() -> argparse.ArgumentParser:
     m.add_argument("--vocab-size", type=int, help="pad the vocabulary to this many tokens (262144 = Gemma 3's)")
     m.add_argument("--seed", type=int, default=0)
 
+    mem = sub.add_parser("memory", help="workspace memories: add | search | list | forget | export | import")
+    mem.add_argument("--workspace", type=Path, default=Path.cwd(), help="the workspace whose memories (default: .)")
+    mem.add_argument("--config", type=Path, help="TOML settings file ([memory] section)")
+    msub = mem.add_subparsers(dest="action", required=True, metavar="ACTION")
+    add = msub.add_parser("add", help="remember a text")
+    add.add_argument("text")
+    add.add_argument("--tier", default="long_term", choices=["working", "short_term", "long_term", "episodic", "semantic"])
+    add.add_argument("--kind", default="note", choices=["code_chunk", "note", "chat_turn", "accepted_completion", "doc"])
+    add.add_argument("--tags", default="", help="comma-separated")
+    add.add_argument("--importance", type=float, default=0.5)
+    srch = msub.add_parser("search", help="the best memories for a query")
+    srch.add_argument("query")
+    srch.add_argument("-k", type=int, default=5)
+    srch.add_argument("--json", action="store_true")
+    lst = msub.add_parser("list", help="every live memory, newest first")
+    lst.add_argument("--tier")
+    lst.add_argument("--json", action="store_true")
+    fgt = msub.add_parser("forget", help="delete memories by id")
+    fgt.add_argument("ids", nargs="+")
+    exp = msub.add_parser("export", help="write the workspace's memories as JSON Lines")
+    exp.add_argument("file", type=Path)
+    imp = msub.add_parser("import", help="read memories from JSON Lines into this workspace")
+    imp.add_argument("file", type=Path)
+
+    idx = sub.add_parser("index", help="index a workspace folder into semantic memories")
+    idx.add_argument("path", type=Path)
+    idx.add_argument("--config", type=Path, help="TOML settings file ([memory] and [index] sections)")
+
     b = sub.add_parser("bench", help="benchmarks")
     b.add_argument("suite", choices=["completion", "sampling"])
     b.add_argument("rest", nargs=argparse.REMAINDER, help="options of the suite (see gemma-lsp bench SUITE --help)")
@@ -92,8 +120,103 @@ def _bench(args: argparse.Namespace) -> int:
     return bench_main(rest)
 
 
+def _memory_service(config: Path | None, workspace: Path):
+    from gemma_lsp.config import default_config_path, load_settings
+    from gemma_lsp.memory.service import MemoryService
+
+    settings = load_settings(config or default_config_path())
+
+    def degraded(reason: str) -> None:
+        print(f"gemma-lsp: memories are degraded ({reason}); writes are journaled and replayed later", file=sys.stderr)
+
+    return MemoryService(settings.memory, settings.index, workspace, on_degraded=degraded)
+
+
+def _memory(args: argparse.Namespace) -> int:
+    import asyncio
+    import json
+
+    if not args.workspace.is_dir():
+        print(f"gemma-lsp: --workspace {args.workspace} is not a folder", file=sys.stderr)
+        return 2
+
+    async def run() -> int:
+        service = _memory_service(args.config, args.workspace)
+        try:
+            await service.start()
+            if args.action == "add":
+                tags = [t.strip() for t in args.tags.split(",") if t.strip()]
+                memory = await service.remember(args.text, tier=args.tier, kind=args.kind, tags=tags, importance=args.importance)
+                print(memory.id)
+            elif args.action == "search":
+                for hit in await service.search(args.query, k=args.k):
+                    if args.json:
+                        print(json.dumps({"id": hit.id, "score": hit.score, "text": hit.memory.text}))
+                    else:
+                        first = hit.memory.text.strip().splitlines()[0][:100]
+                        print(f"{hit.id}  {hit.score:.3f}  {hit.memory.tier.value:<10}  {first}")
+            elif args.action == "list":
+                for m in await service.list(tiers=[args.tier] if args.tier else None):
+                    if args.json:
+                        print(m.model_dump_json())
+                    else:
+                        first = m.text.strip().splitlines()[0][:100]
+                        print(f"{m.id}  {m.tier.value:<10}  {m.kind.value:<19}  {first}")
+            elif args.action == "forget":
+                print(f"forgot {await service.forget(args.ids)} of {len(args.ids)}")
+            elif args.action == "export":
+                print(f"exported {await service.export_jsonl(args.file)} memories to {args.file}")
+            elif args.action == "import":
+                if not args.file.is_file():
+                    print(f"gemma-lsp: {args.file} does not exist", file=sys.stderr)
+                    return 2
+                print(f"imported {await service.import_jsonl(args.file)} memories from {args.file}")
+            return 0
+        except ValueError as exc:
+            print(f"gemma-lsp: {exc}", file=sys.stderr)
+            return 2
+        finally:
+            await service.close()
+
+    return asyncio.run(run())
+
+
+def _index(args: argparse.Namespace) -> int:
+    import asyncio
+
+    if not args.path.is_dir():
+        print(f"gemma-lsp: {args.path} is not a folder", file=sys.stderr)
+        return 2
+
+    def bar(state) -> None:
+        width = 30
+        done = int(width * state.files_done / max(1, state.files_total))
+        print(
+            f"\r[{'#' * done}{' ' * (width - done)}] {state.files_done}/{state.files_total} files, "
+            f"{state.chunks_written} chunks written",
+            end="", file=sys.stderr, flush=True,
+        )
+
+    async def run() -> int:
+        service = _memory_service(args.config, args.path)
+        try:
+            await service.start()
+            state = await service.index_workspace(bar)
+            print(file=sys.stderr)
+            print(f"indexed {state.files_total} files into {service.namespace}: {state.chunks_written} chunks written")
+            return 0
+        finally:
+            await service.close()
+
+    return asyncio.run(run())
+
+
 def main(argv: list[str] | None = None) -> int:
     args = _parser().parse_args(argv)
+    if args.command == "memory":
+        return _memory(args)
+    if args.command == "index":
+        return _index(args)
     if args.command == "serve":
         return _serve(args)
     if args.command == "make-test-model":

@@ -83,6 +83,11 @@ class CompletionService:
         self._retrieved: list[Chunk] = []  # what the last completion got from the retriever
         self._prefetch_task: asyncio.Task | None = None
 
+    def set_retriever(self, retriever: Retriever | None) -> None:
+        """Where extra context comes from besides the ring (workspace memories)."""
+        self._retrieval = RetrievalCache(retriever) if retriever is not None else None
+        self._retrieved = []
+
     def note_file(self, path: str, text: str, line: int = 0, prefetch: bool = True) -> None:
         """A file was opened, saved or left: offer a chunk of it to the extra context.
 

@@ -19,6 +19,7 @@ from pygls.exceptions import JsonRpcRequestCancelled
 from gemma_lsp.completion import Suggestion
 from gemma_lsp.errors import Cancelled, ModelUnavailable
 
+from . import memory
 from .server import GemmaLanguageServer
 
 log = logging.getLogger(__name__)
@@ -27,6 +28,8 @@ STATS_METHOD = "gemma/stats"
 
 
 def register(server: GemmaLanguageServer) -> None:
+    memory.register(server)
+
     @server.feature(lsp.INITIALIZE)
     def initialize(ls: GemmaLanguageServer, params: lsp.InitializeParams) -> None:
         # The same choice pygls advertises in the initialize answer.
@@ -34,11 +37,13 @@ def register(server: GemmaLanguageServer) -> None:
         ls.documents.encoding = str(getattr(encoding, "value", encoding))
         ls.set_root(params.root_uri, params.root_path)
         ls.initial_settings(params.initialization_options)
+        memory.start_memory(ls, params.root_uri, params.workspace_folders)
 
     @server.feature(lsp.INITIALIZED)
     def initialized(ls: GemmaLanguageServer, params: lsp.InitializedParams) -> None:
         # The initialize answer never waits for the model: it loads now, in the background.
         ls.start_loading()
+        ls.background(memory.load_and_index(ls))
 
     @server.feature(lsp.WORKSPACE_DID_CHANGE_CONFIGURATION)
     async def did_change_configuration(ls: GemmaLanguageServer, params: lsp.DidChangeConfigurationParams) -> None:
@@ -48,11 +53,6 @@ def register(server: GemmaLanguageServer) -> None:
     def did_open(ls: GemmaLanguageServer, params: lsp.DidOpenTextDocumentParams) -> None:
         ls.note_file(params.text_document.uri, line=0)
 
-    @server.feature(lsp.TEXT_DOCUMENT_DID_SAVE)
-    def did_save(ls: GemmaLanguageServer, params: lsp.DidSaveTextDocumentParams) -> None:
-        doc = ls.documents.get(params.text_document.uri)
-        ls.note_file(params.text_document.uri, line=doc.last_edit_line if doc else 0)
-
     @server.feature(lsp.TEXT_DOCUMENT_DID_CLOSE)
     def did_close(ls: GemmaLanguageServer, params: lsp.DidCloseTextDocumentParams) -> None:
         ls.completions.forget(params.text_document.uri)
@@ -60,6 +60,8 @@ def register(server: GemmaLanguageServer) -> None:
     @server.feature(lsp.SHUTDOWN)
     async def shutdown(ls: GemmaLanguageServer, params: Any) -> None:
         await ls.engine.close()
+        if ls.memory is not None:
+            await ls.memory.close()
 
     @server.feature(lsp.TEXT_DOCUMENT_INLINE_COMPLETION, lsp.InlineCompletionOptions())
     async def inline_completion(
@@ -69,7 +71,14 @@ def register(server: GemmaLanguageServer) -> None:
         if found is None:
             return lsp.InlineCompletionList(items=[])
         suggestion, rng = found
-        return lsp.InlineCompletionList(items=[lsp.InlineCompletionItem(insert_text=suggestion.text, range=rng)])
+        accepted = lsp.Command(
+            title="gemma-lsp: remember the accepted completion",
+            command=memory.ACCEPTED,
+            arguments=[{"uri": params.text_document.uri, "text": suggestion.text}],
+        )
+        return lsp.InlineCompletionList(
+            items=[lsp.InlineCompletionItem(insert_text=suggestion.text, range=rng, command=accepted)]
+        )
 
     @server.feature(lsp.TEXT_DOCUMENT_COMPLETION, lsp.CompletionOptions(trigger_characters=[".", "(", "[", ","]))
     async def completion(ls: GemmaLanguageServer, params: lsp.CompletionParams) -> lsp.CompletionList:

@@ -58,6 +58,8 @@ class GemmaLanguageServer(LanguageServer):
         self._reported_load_error: str | None = None
         self._root: Path | None = None
         self.last_completed_uri: str | None = None
+        self._tasks: set[asyncio.Task] = set()
+        self.memory = None  # the workspace's MemoryService, made at initialize (lsp/memory.py)
 
     def _completion_sampler(self, completion: CompletionSettings) -> Sampler:
         """The sampler chain of the completion's preset, seeded (the same prompt gives the same text)."""
@@ -114,6 +116,13 @@ class GemmaLanguageServer(LanguageServer):
             self._reported_load_error = None
             self.start_loading()
 
+    def background(self, coroutine) -> asyncio.Task:
+        """Run ``coroutine`` as a task the server keeps a reference to until it ends."""
+        task = asyncio.ensure_future(coroutine)
+        self._tasks.add(task)
+        task.add_done_callback(self._tasks.discard)
+        return task
+
     def display_path(self, uri: str) -> str | None:
         """The document's path as the model sees it: relative to the workspace root when inside it."""
         if not uri.startswith("file:"):
@@ -143,7 +152,7 @@ class GemmaLanguageServer(LanguageServer):
     async def _load_with_progress(self) -> None:
         token = f"gemma-lsp/load/{uuid.uuid4()}"
         path = self.settings.model.path
-        progress = path is not None and await self._begin_progress(token, f"Loading {path.name}")
+        progress = path is not None and await self.begin_progress(token, f"Loading {path.name}")
         loop = asyncio.get_running_loop()
 
         def report(message: str, percentage: int) -> None:
@@ -166,7 +175,7 @@ class GemmaLanguageServer(LanguageServer):
         if progress:
             self.work_done_progress.end(token, lsp.WorkDoneProgressEnd(message=end))
 
-    async def _begin_progress(self, token: str, title: str) -> bool:
+    async def begin_progress(self, token: str, title: str) -> bool:
         caps = self.client_capabilities
         if not (caps and caps.window and caps.window.work_done_progress):
             return False

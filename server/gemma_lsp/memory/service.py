@@ -1,0 +1,237 @@
+"""The memory service: one workspace's store, search index and indexer, off the event loop.
+
+Every store, index and indexer call runs on one dedicated thread (``gemma-memory``), so
+neither the asyncio loop nor the model's worker ever waits for SQLite, Redis or the crawl.
+The search index is derived: loaded from the store at start, then brought up to date from the
+store's change feed before every search (so writes from other processes sharing one Redis
+show up too).
+"""
+
+from __future__ import annotations
+
+import asyncio
+import concurrent.futures
+import json
+import logging
+from collections import Counter
+from collections.abc import Callable, Iterable
+from pathlib import Path
+from typing import Any
+
+from pydantic import ValidationError
+
+from .context import build_context, build_recent, estimate_tokens, retrieve_chunks
+from .indexer import IndexProgress, WorkspaceIndexer
+from .model import Kind, Memory, Source, Tier, namespace_for_workspace
+from .search import Embedder, Hit, RankingSettings, SearchIndex
+from .settings import IndexSettings, MemorySettings
+from .store import MemoryStore
+
+log = logging.getLogger(__name__)
+
+
+class MemoryService:
+    def __init__(
+        self,
+        settings: MemorySettings,
+        index_settings: IndexSettings | None = None,
+        root: Path | str | None = None,
+        *,
+        ranking: RankingSettings | None = None,
+        embedder: Embedder | None = None,
+        on_degraded: Callable[[str], None] | None = None,
+        on_recovered: Callable[[], None] | None = None,
+        store: MemoryStore | None = None,
+    ) -> None:
+        from . import open_store
+
+        self.root = Path(root).resolve() if root is not None else None
+        self.namespace = namespace_for_workspace(self.root or Path.cwd())
+        self.settings = settings
+        self.store = store or open_store(settings, on_degraded=on_degraded, on_recovered=on_recovered)
+        self.index = SearchIndex(ranking or RankingSettings(), embedder=embedder)
+        self.indexer = (
+            WorkspaceIndexer(self.root, self.store, self.namespace, index_settings or IndexSettings())
+            if self.root is not None
+            else None
+        )
+        self._executor = concurrent.futures.ThreadPoolExecutor(max_workers=1, thread_name_prefix="gemma-memory")
+        self._loaded = False
+
+    async def _run(self, fn: Callable[..., Any], *args: Any) -> Any:
+        return await asyncio.get_running_loop().run_in_executor(self._executor, fn, *args)
+
+    # ------------------------------------------------------------------ lifecycle
+    def _ensure_loaded(self) -> None:
+        if not self._loaded:
+            self.index.load(self.store, self.namespace)
+            self._loaded = True
+        else:
+            self.index.sync(self.store, self.namespace)
+
+    async def start(self) -> int:
+        """Build the index from the store; returns how many memories it holds."""
+        await self._run(self._ensure_loaded)
+        return len(self.index)
+
+    async def close(self) -> None:
+        if self.indexer is not None:
+            self.indexer.stop()
+        await self._run(self.store.close)
+        self._executor.shutdown(wait=False)
+
+    # ------------------------------------------------------------------ memories
+    async def remember(
+        self,
+        text: str,
+        *,
+        tier: Tier | str = Tier.long_term,
+        kind: Kind | str = Kind.note,
+        tags: Iterable[str] = (),
+        importance: float = 0.5,
+        source: Source | dict | None = None,
+    ) -> Memory:
+        memory = Memory(
+            namespace=self.namespace, tier=tier, kind=kind, text=text, tags=tuple(tags),
+            importance=importance, source=source,
+        )
+
+        def put() -> Memory:
+            self.store.put(memory)
+            self._ensure_loaded()
+            return memory
+
+        return await self._run(put)
+
+    async def search(self, query: str, k: int = 5, **filters: Any) -> list[Hit]:
+        def run() -> list[Hit]:
+            self._ensure_loaded()
+            hits = self.index.search(query, k=k, namespace=self.namespace, **filters)
+            hits = self.index.drop_missing(self.store, hits)
+            if hits:
+                self.store.touch(self.namespace, [h.id for h in hits])
+            return hits
+
+        return await self._run(run)
+
+    async def forget(self, ids: Iterable[str]) -> int:
+        ids = list(ids)
+
+        def run() -> int:
+            present = [m.id for m in self.store.get_many(self.namespace, ids)]
+            self.store.delete(self.namespace, present)
+            self._ensure_loaded()
+            return len(present)
+
+        return await self._run(run)
+
+    async def list(self, **filters: Any) -> list[Memory]:
+        return await self._run(lambda: self.store.query(self.namespace, **filters))
+
+    async def stats(self) -> dict[str, Any]:
+        def run() -> dict[str, Any]:
+            self._ensure_loaded()
+            memories = self.store.query(self.namespace)
+            return {
+                "namespace": self.namespace,
+                "store": type(self.store).__name__,
+                "degraded": bool(getattr(self.store, "degraded", False)),
+                "memories": len(memories),
+                "by_tier": dict(Counter(m.tier.value for m in memories)),
+                "by_kind": dict(Counter(m.kind.value for m in memories)),
+                "indexed": len(self.index),
+            }
+
+        return await self._run(run)
+
+    # ------------------------------------------------------------------ prompts
+    async def context_for(self, query: str, budget_tokens: int, count_tokens=estimate_tokens) -> dict[str, str]:
+        """``rag_context`` (retrieved) and ``rag_recent`` (recent episodic) for prompt templates."""
+
+        def run() -> dict[str, str]:
+            self._ensure_loaded()
+            hits = self.index.search(query, k=20, namespace=self.namespace)
+            recent = self.store.query(self.namespace, tiers=[Tier.episodic], limit=20)
+            root = str(self.root) if self.root else None
+            return {
+                "rag_context": build_context(hits, budget_tokens, count_tokens, root=root),
+                "rag_recent": build_recent(recent, max(1, budget_tokens // 4), count_tokens, root=root),
+            }
+
+        return await self._run(run)
+
+    async def retrieve(self, query: str, budget_tokens: int, exclude_path: str | None = None) -> list[tuple[str, str]]:
+        """(path, text) chunks for inline completion's extra context, best first, within the budget."""
+
+        def run() -> list[tuple[str, str]]:
+            self._ensure_loaded()
+            return retrieve_chunks(
+                self.index, query, budget_tokens, namespace=self.namespace,
+                root=str(self.root) if self.root else None,
+                exclude_paths=[exclude_path] if exclude_path else (),
+            )
+
+        return await self._run(run)
+
+    # ------------------------------------------------------------------ workspace index
+    async def index_workspace(self, progress: Callable[[IndexProgress], None] | None = None) -> IndexProgress:
+        if self.indexer is None:
+            return IndexProgress()
+
+        def run() -> IndexProgress:
+            state = self.indexer.index_all(progress)
+            self._ensure_loaded()
+            return state
+
+        return await self._run(run)
+
+    async def file_changed(self, path: Path) -> None:
+        """didSave/didChange: schedule the file; it is re-indexed once quiet."""
+        if self.indexer is not None:
+            self.indexer.schedule(path)
+            await asyncio.sleep((self.indexer.settings.debounce_seconds or 0) + 0.05)
+            await self._run(self.indexer.flush)
+
+    # ------------------------------------------------------------------ export / import
+    async def export_jsonl(self, path: Path) -> int:
+        def run() -> int:
+            memories = self.store.query(self.namespace)
+            tmp = Path(path).with_suffix(Path(path).suffix + ".tmp")
+            with open(tmp, "w", encoding="utf-8") as f:
+                for m in memories:
+                    f.write(m.model_dump_json() + "\n")
+            tmp.replace(path)
+            return len(memories)
+
+        return await self._run(run)
+
+    async def import_jsonl(self, path: Path) -> int:
+        """Import memories exported from any workspace into this one; returns how many were read."""
+
+        def run() -> int:
+            batch = []
+            with open(path, encoding="utf-8") as f:
+                for number, line in enumerate(f, 1):
+                    if not line.strip():
+                        continue
+                    try:
+                        data = json.loads(line)
+                    except json.JSONDecodeError as exc:
+                        raise ValueError(f"{path}:{number}: not JSON ({exc.msg})") from None
+                    if not isinstance(data, dict):
+                        raise ValueError(f"{path}:{number}: expected a JSON object per line")
+                    data["namespace"] = self.namespace
+                    data.pop("id", None)
+                    data.pop("content_hash", None)
+                    try:
+                        batch.append(Memory.model_validate(data))
+                    except ValidationError as exc:
+                        first = exc.errors()[0]
+                        where = ".".join(str(p) for p in first["loc"]) or "memory"
+                        raise ValueError(f"{path}:{number}: {where}: {first['msg']}") from None
+            self.store.put_many(batch)
+            self._ensure_loaded()
+            return len(batch)
+
+        return await self._run(run)
+

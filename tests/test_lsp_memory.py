@@ -1,0 +1,116 @@
+"""Memories end to end: the real server over stdio, its commands, the workspace index, episodic memories."""
+
+from __future__ import annotations
+
+import asyncio
+
+import pytest
+import pytest_lsp
+from lsprotocol import types as lsp
+from pygls.exceptions import JsonRpcException
+from pytest_lsp import ClientServerConfig, LanguageClient
+
+from lsp_support import SERVER_COMMAND
+
+CAPABILITIES = lsp.ClientCapabilities(
+    text_document=lsp.TextDocumentClientCapabilities(
+        inline_completion=lsp.InlineCompletionClientCapabilities(),
+    ),
+    window=lsp.WindowClientCapabilities(work_done_progress=True),
+)
+
+
+@pytest_lsp.fixture(config=ClientServerConfig(server_command=SERVER_COMMAND))
+async def client(lsp_client: LanguageClient):
+    yield lsp_client
+    if lsp_client.capabilities is not None:
+        await lsp_client.shutdown_session()
+
+
+@pytest.fixture
+def workspace(tmp_path):
+    root = tmp_path / "shop"
+    (root / "billing").mkdir(parents=True)
+    (root / "billing" / "invoice.py").write_text(
+        "def compute_invoice_total(items):\n    return round(sum(i.price for i in items), 2)\n"
+    )
+    (root / ".env").write_text("API_KEY=do-not-index-me\n")
+    return root
+
+
+async def start(client, workspace, tiny_model, tmp_path):
+    settings = {
+        "model": {"path": str(tiny_model)},
+        "completion": {"max_tokens": 8},
+        "memory": {"sqlite_path": str(tmp_path / "memories.sqlite3"), "journal_dir": str(tmp_path / "journal")},
+    }
+    await client.initialize_session(
+        lsp.InitializeParams(
+            capabilities=CAPABILITIES, root_uri=workspace.as_uri(), initialization_options={"gemma": settings}
+        )
+    )
+
+
+async def command(client, name, argument=None):
+    args = [argument] if argument is not None else None
+    return await client.workspace_execute_command_async(lsp.ExecuteCommandParams(command=name, arguments=args))
+
+
+async def wait_indexed(client):
+    for _ in range(250):
+        for reports in client.progress_reports.values():
+            if reports and reports[0].title == "Indexing the workspace" and reports[-1].kind == "end":
+                return reports
+        await asyncio.sleep(0.02)
+    raise AssertionError("the workspace was not indexed")
+
+
+async def test_the_workspace_is_indexed_with_progress_and_secrets_stay_out(client, workspace, tiny_model, tmp_path):
+    await start(client, workspace, tiny_model, tmp_path)
+    reports = await wait_indexed(client)
+    assert "1 files" in reports[-1].message
+    hits = await command(client, "gemma.memory.search", {"query": "invoice total"})
+    assert hits and "compute_invoice_total" in hits[0]["text"]
+    assert not (await command(client, "gemma.memory.search", {"query": "API_KEY"}))
+
+
+async def test_remember_search_forget_and_stats(client, workspace, tiny_model, tmp_path):
+    await start(client, workspace, tiny_model, tmp_path)
+    await wait_indexed(client)
+    saved = await command(client, "gemma.memory.remember", {"text": "Prices are stored in cents.", "tags": ["billing"]})
+    hits = await command(client, "gemma.memory.search", {"query": "how are prices stored", "k": 3})
+    assert hits[0]["id"] == saved["id"] and hits[0]["tags"] == ["billing"]
+    stats = await command(client, "gemma.memory.stats")
+    assert stats["by_tier"]["long_term"] == 1 and stats["by_tier"]["semantic"] == 1
+    assert (await command(client, "gemma.memory.forget", {"ids": [saved["id"]]}))["forgotten"] == 1
+    assert all(h["id"] != saved["id"] for h in await command(client, "gemma.memory.search", {"query": "prices cents"}))
+
+
+async def test_remembering_a_selection_and_bad_input_named(client, workspace, tiny_model, tmp_path):
+    await start(client, workspace, tiny_model, tmp_path)
+    uri = (workspace / "billing" / "invoice.py").as_uri()
+    client.text_document_did_open(lsp.DidOpenTextDocumentParams(text_document=lsp.TextDocumentItem(
+        uri=uri, language_id="python", version=1, text=(workspace / "billing" / "invoice.py").read_text())))
+    selection = {"start": {"line": 0, "character": 4}, "end": {"line": 0, "character": 27}}
+    saved = await command(client, "gemma.memory.remember", {"uri": uri, "range": selection, "tier": "short_term"})
+    assert saved["tier"] == "short_term"
+    with pytest.raises(JsonRpcException, match="gemma.memory.remember: tier: Input should be"):
+        await command(client, "gemma.memory.remember", {"text": "x", "tier": "forever"})
+    with pytest.raises(JsonRpcException, match="needs a non-empty query"):
+        await command(client, "gemma.memory.search", {"query": "  "})
+    assert (await command(client, "gemma.memory.stats"))["memories"] >= 1  # the server still serves
+
+
+async def test_an_accepted_completion_becomes_an_episodic_memory(client, workspace, tiny_model, tmp_path):
+    await start(client, workspace, tiny_model, tmp_path)
+    uri = (workspace / "billing" / "new.py").as_uri()
+    client.text_document_did_open(lsp.DidOpenTextDocumentParams(text_document=lsp.TextDocumentItem(
+        uri=uri, language_id="python", version=1, text="def f():\n    ")))
+    result = await client.text_document_inline_completion_async(lsp.InlineCompletionParams(
+        text_document=lsp.TextDocumentIdentifier(uri=uri), position=lsp.Position(line=1, character=4),
+        context=lsp.InlineCompletionContext(trigger_kind=lsp.InlineCompletionTriggerKind.Invoked)))
+    item = result.items[0]
+    assert item.command.command == "gemma.completion.accepted"
+    await command(client, item.command.command, item.command.arguments[0])  # what the editor does on accept
+    stats = await command(client, "gemma.memory.stats")
+    assert stats["by_kind"]["accepted_completion"] == 1 and stats["by_tier"]["episodic"] == 1
