@@ -114,3 +114,23 @@ async def test_an_accepted_completion_becomes_an_episodic_memory(client, workspa
     await command(client, item.command.command, item.command.arguments[0])  # what the editor does on accept
     stats = await command(client, "gemma.memory.stats")
     assert stats["by_kind"]["accepted_completion"] == 1 and stats["by_tier"]["episodic"] == 1
+
+
+async def test_a_completion_prompt_includes_a_retrieved_chunk(client, workspace, tiny_model, tmp_path):
+    await start(client, workspace, tiny_model, tmp_path)
+    await wait_indexed(client)
+    uri = (workspace / "billing" / "report.py").as_uri()
+    text = "from billing.invoice import compute_invoice_total\n\n\ndef monthly_report(items):\n    total = "
+    client.text_document_did_open(lsp.DidOpenTextDocumentParams(text_document=lsp.TextDocumentItem(
+        uri=uri, language_id="python", version=1, text=text)))
+    position = lsp.Position(line=4, character=12)
+    params = lsp.InlineCompletionParams(
+        text_document=lsp.TextDocumentIdentifier(uri=uri), position=position,
+        context=lsp.InlineCompletionContext(trigger_kind=lsp.InlineCompletionTriggerKind.Invoked))
+    for _ in range(50):  # the first retrieval may miss the time budget; it then serves the next request
+        await client.text_document_inline_completion_async(params)
+        last = (await client.protocol.send_request_async("gemma/stats", None)).completion.last
+        if last.retrieved_chunks:
+            break
+        await asyncio.sleep(0.05)
+    assert last.retrieved_chunks >= 1
