@@ -19,6 +19,7 @@ from pygls.lsp.client import LanguageClient
 from gemma_lsp import __version__
 
 from .features import STATS_METHOD
+from .values import plain
 
 CLIENT_CAPABILITIES = lsp.ClientCapabilities(
     text_document=lsp.TextDocumentClientCapabilities(
@@ -136,7 +137,7 @@ class EditorSession:
 
     async def stats(self) -> dict[str, Any]:
         result = await self.client.protocol.send_request_async(STATS_METHOD, None)
-        return _plain(result)
+        return plain(result)
 
     async def wait_until_loaded(self, timeout: float = 300.0) -> dict[str, Any]:
         """Poll ``gemma/stats`` until the model is loaded or failed to load."""
@@ -158,17 +159,6 @@ class EditorSession:
         finally:
             await self.client.stop()
             self._client = None
-
-
-def _plain(value: Any) -> Any:
-    """pygls hands custom results over as namedtuple-like objects; turn them into dicts."""
-    if hasattr(value, "_asdict"):
-        return {k: _plain(v) for k, v in value._asdict().items()}
-    if isinstance(value, dict):
-        return {k: _plain(v) for k, v in value.items()}
-    if isinstance(value, (list, tuple)):
-        return [_plain(v) for v in value]
-    return value
 
 
 def file_uri(path: str | Path) -> str:

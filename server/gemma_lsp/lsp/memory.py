@@ -29,6 +29,7 @@ from gemma_lsp.completion.context import Chunk
 from gemma_lsp.memory import Kind, MemoryUnavailable, Source, Tier
 from gemma_lsp.memory.service import MemoryService
 
+from .values import plain as _plain
 from .server import GemmaLanguageServer
 
 log = logging.getLogger(__name__)
@@ -50,16 +51,6 @@ def _argument(args: tuple, command: str) -> dict[str, Any]:
     if not isinstance(value, dict):
         raise JsonRpcInvalidParams(f"{command} takes one object argument, got {type(value).__name__}.")
     return {k: (v._asdict() if hasattr(v, "_asdict") else v) for k, v in value.items()}
-
-
-def _plain(value: Any) -> Any:
-    if hasattr(value, "_asdict"):
-        return {k: _plain(v) for k, v in value._asdict().items()}
-    if isinstance(value, dict):
-        return {k: _plain(v) for k, v in value.items()}
-    if isinstance(value, (list, tuple)):
-        return [_plain(v) for v in value]
-    return value
 
 
 def _service(ls: GemmaLanguageServer) -> MemoryService:
