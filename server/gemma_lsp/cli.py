@@ -61,7 +61,7 @@ def _parser() -> argparse.ArgumentParser:
     idx.add_argument("--config", type=Path, help="TOML settings file ([memory] and [index] sections)")
 
     b = sub.add_parser("bench", help="benchmarks")
-    b.add_argument("suite", choices=["completion", "sampling"])
+    b.add_argument("suite", choices=["completion", "sampling", "rag"])
     b.add_argument("rest", nargs=argparse.REMAINDER, help="options of the suite (see gemma-lsp bench SUITE --help)")
     return p
 
@@ -115,6 +115,8 @@ def _bench(args: argparse.Namespace) -> int:
     rest = [a for a in args.rest if a != "--"]
     if args.suite == "completion":
         from gemma_lsp.bench.completion import main as bench_main
+    elif args.suite == "rag":
+        from gemma_lsp.bench.rag import main as bench_main
     else:
         from gemma_lsp.bench.sampling import main as bench_main
     return bench_main(rest)

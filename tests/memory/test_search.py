@@ -51,12 +51,14 @@ CORPUS = [
 
 def test_identifiers_are_split_and_kept_whole():
     assert split_identifier("parseHTTPResponse") == ("parsehttpresponse", "parse", "http", "response")
-    assert split_identifier("snake_case_name") == ("snake_case_name", "snake", "case", "name")
+    assert split_identifier("snake_case_name") == ("snakecasename", "snake", "case", "name")
+    # the same name in either style is one whole term, so a camelCase query finds snake_case code
+    assert split_identifier("parseRawToken")[0] == split_identifier("parse_raw_token")[0]
     assert split_identifier("HTTP2Server") == ("http2server", "http", "2", "server")
     assert split_identifier("__init__") == ("init",)
     assert split_identifier("x") == ("x",)
     assert split_identifier("_") == ()
-    assert split_identifier("café_noir") == ("café_noir", "café", "noir")
+    assert split_identifier("café_noir") == ("cafénoir", "café", "noir")
 
 
 def test_tokenize_keeps_numbers_and_drops_punctuation():

@@ -67,10 +67,11 @@ MAX_WORD_CHARS = 64  # longer "words" (hashes, base64, minified code) are skippe
 
 @lru_cache(maxsize=1 << 17)
 def split_identifier(word: str) -> tuple[str, ...]:
-    """The terms of one identifier: the whole (lower-cased, outer underscores dropped), then its
-    parts when there are several. ``parseHTTPResponse`` -> ``('parsehttpresponse', 'parse', 'http',
-    'response')``; ``snake_case_name`` -> ``('snake_case_name', 'snake', 'case', 'name')``;
-    ``x`` -> ``('x',)``. camelCase is split for ASCII identifiers; any identifier splits on ``_``."""
+    """The terms of one identifier: the whole, then its parts when there are several. The whole
+    is the parts joined without separators, so the same name in camelCase and snake_case is one
+    term: ``parseHTTPResponse`` -> ``('parsehttpresponse', 'parse', 'http', 'response')``;
+    ``parse_http_response`` -> the same; ``x`` -> ``('x',)``. camelCase is split for ASCII
+    identifiers; any identifier splits on ``_``."""
     whole = word.strip("_").lower()
     if not whole or len(whole) > MAX_WORD_CHARS:
         return ()
@@ -80,7 +81,7 @@ def split_identifier(word: str) -> tuple[str, ...]:
         parts = [p.lower() for p in word.split("_") if p]
     if len(parts) <= 1:
         return (whole,)
-    return (whole, *parts)
+    return ("".join(parts), *parts)
 
 
 def tokenize(text: str) -> list[str]:
