@@ -134,3 +134,49 @@ async def test_a_completion_prompt_includes_a_retrieved_chunk(client, workspace,
             break
         await asyncio.sleep(0.05)
     assert last.retrieved_chunks >= 1
+
+
+async def test_a_redis_outage_degrades_memories_once_and_loses_nothing(client, workspace, tiny_model, tmp_path):
+    import os
+    import shutil
+
+    from redis_support import RedisServer, free_port
+
+    binary = shutil.which("redis-server")
+    if binary is None:
+        if os.environ.get("CI", "").lower() == "true":
+            pytest.fail("CI=true: redis-server is not installed (make test installs it)")
+        pytest.skip("redis-server is not installed")
+    port = free_port()
+    data = tmp_path / "redis-data"
+    # Redis keeps its own data over the restart (append-only file); writes made while it is down
+    # live in the server's journal and are replayed when it answers again.
+    persist = ("--appendonly", "yes", "--appendfsync", "always")
+    redis_server = RedisServer(binary, port, data, *persist).start()
+    try:
+        settings = {
+            "model": {"path": str(tiny_model)},
+            "memory": {"url": redis_server.url, "journal_dir": str(tmp_path / "journal"), "retry_interval": 0.2,
+                       "connect_timeout": 0.3, "socket_timeout": 0.5},
+            "index": {"enabled": False},
+        }
+        await client.initialize_session(lsp.InitializeParams(
+            capabilities=CAPABILITIES, root_uri=workspace.as_uri(), initialization_options={"gemma": settings}))
+        notes = [f"Release note {i}: the build pipeline step {i} is cached." for i in range(6)]
+        for note in notes[:3]:
+            await command(client, "gemma.memory.remember", {"text": note})
+        redis_server.kill()
+        for note in notes[3:]:
+            await command(client, "gemma.memory.remember", {"text": note})  # journaled
+        hits = await command(client, "gemma.memory.search", {"query": "release note pipeline", "k": 6})
+        assert len(hits) == 6  # searches go on while Redis is down
+        warnings = [m for m in client.messages if "degraded" in m.message]
+        assert len(warnings) == 1  # said once
+        redis_server = RedisServer(binary, port, data, *persist).start()
+        await asyncio.sleep(0.3)
+        stats = await command(client, "gemma.memory.stats")  # the next store call replays the journal
+        assert stats["memories"] == 6 and not stats["degraded"]
+        hits = await command(client, "gemma.memory.search", {"query": "release note pipeline", "k": 10})
+        assert sorted(h["text"] for h in hits) == sorted(notes)  # every write, exactly once
+    finally:
+        redis_server.stop()

@@ -9,88 +9,15 @@ from __future__ import annotations
 
 import os
 import shutil
-import signal
-import socket
 import subprocess
-import time
 import uuid
 from pathlib import Path
 
 import pytest
-import redis
+
+from redis_support import RedisServer, free_port
 
 from gemma_lsp.memory import EmbeddedMemoryStore, MemorySettings, RedisMemoryStore, TierTTLs
-
-
-def free_port() -> int:
-    with socket.socket() as s:
-        s.bind(("127.0.0.1", 0))
-        return s.getsockname()[1]
-
-
-class RedisServer:
-    """One real redis-server process, started and stopped by the tests."""
-
-    def __init__(self, binary: str, port: int, workdir: Path, *extra: str, tls_cert: Path | None = None) -> None:
-        """``tls_cert``: serve TLS only (a PEM holding the certificate; its key beside it as ``*.key``)."""
-        self.binary, self.port, self.workdir, self.extra, self.tls_cert = binary, port, workdir, extra, tls_cert
-        self.proc: subprocess.Popen | None = None
-        workdir.mkdir(parents=True, exist_ok=True)
-
-    @property
-    def url(self) -> str:
-        return f"redis://127.0.0.1:{self.port}/0"
-
-    def start(self) -> "RedisServer":
-        ports = ["--port", str(self.port)]
-        tls: dict = {}
-        if self.tls_cert is not None:
-            key = self.tls_cert.with_suffix(".key")
-            ports = ["--port", "0", "--tls-port", str(self.port), "--tls-cert-file", str(self.tls_cert),
-                     "--tls-key-file", str(key), "--tls-ca-cert-file", str(self.tls_cert), "--tls-auth-clients", "no"]  # fmt: skip
-            tls = {"ssl": True, "ssl_ca_certs": str(self.tls_cert)}
-        args = [self.binary, *ports, "--bind", "127.0.0.1", "--dir", str(self.workdir),
-                "--save", "", "--appendonly", "no", "--daemonize", "no", "--loglevel", "warning", *self.extra]  # fmt: skip
-        self.proc = subprocess.Popen(args, stdout=subprocess.DEVNULL, stderr=subprocess.PIPE)
-        client = redis.Redis(
-            host="127.0.0.1", port=self.port, socket_connect_timeout=0.2, password=self._password(), **tls
-        )
-        deadline = time.monotonic() + 10
-        while True:
-            try:
-                client.ping()
-                break
-            except redis.exceptions.ConnectionError:
-                if self.proc.poll() is not None:
-                    raise RuntimeError(f"redis-server exited: {self.proc.stderr.read().decode()}")
-                if time.monotonic() > deadline:
-                    raise RuntimeError("redis-server did not answer within 10 s")
-                time.sleep(0.02)
-            finally:
-                client.close()
-        return self
-
-    def _password(self) -> str | None:
-        if "--requirepass" in self.extra:
-            return self.extra[self.extra.index("--requirepass") + 1]
-        return None
-
-    def kill(self) -> None:
-        """SIGKILL: the server vanishes mid-session, as a crash would do."""
-        if self.proc and self.proc.poll() is None:
-            self.proc.send_signal(signal.SIGKILL)
-            self.proc.wait(10)
-
-    def stop(self) -> None:
-        if self.proc and self.proc.poll() is None:
-            self.proc.terminate()
-            try:
-                self.proc.wait(10)
-            except subprocess.TimeoutExpired:
-                self.proc.kill()
-                self.proc.wait(10)
-        if self.proc and self.proc.stderr:
-            self.proc.stderr.close()
 
 
 @pytest.fixture(scope="session")

@@ -67,8 +67,8 @@ def start_memory(ls: GemmaLanguageServer, root_uri: str | None, folders: list | 
         root = Path(unquote(urlparse(uri).path))
     settings = ls.settings
 
-    def degraded(reason: str) -> None:
-        ls.tell(f"Memories are degraded ({reason}); completions go on with less context.", lsp.MessageType.Warning)
+    def degraded(message: str) -> None:
+        ls.tell(message, lsp.MessageType.Warning)
 
     def recovered() -> None:
         ls.tell("Memories are back.", lsp.MessageType.Info)

@@ -256,7 +256,7 @@ class ResilientStore:
             self.degraded = True
             if self.on_degraded is not None:
                 self.on_degraded(
-                    f"Memories are degraded: {exc}. Completions and chat go on with less context; "
+                    f"Memories are degraded: {str(exc).rstrip('.')}. Completions and chat go on with less context; "
                     "new memories are kept locally and written when the store is back."
                 )
 

@@ -58,6 +58,10 @@ class MemoryService:
         self._executor = concurrent.futures.ThreadPoolExecutor(max_workers=1, thread_name_prefix="gemma-memory")
         self._loaded = False
 
+    @property
+    def degraded(self) -> bool:
+        return bool(getattr(self.store, "degraded", False))
+
     async def _run(self, fn: Callable[..., Any], *args: Any) -> Any:
         return await asyncio.get_running_loop().run_in_executor(self._executor, fn, *args)
 
@@ -99,6 +103,7 @@ class MemoryService:
         def put() -> Memory:
             self.store.put(memory)
             self._ensure_loaded()
+            self.index.add(memory)  # at once, even while the store only journals it (an upsert)
             return memory
 
         return await self._run(put)
@@ -107,6 +112,8 @@ class MemoryService:
         def run() -> list[Hit]:
             self._ensure_loaded()
             hits = self.index.search(query, k=k, namespace=self.namespace, **filters)
+            if self.degraded:
+                return hits  # the store cannot say what expired meanwhile: keep what the index has
             hits = self.index.drop_missing(self.store, hits)
             if hits:
                 self.store.touch(self.namespace, [h.id for h in hits])
@@ -135,7 +142,7 @@ class MemoryService:
             return {
                 "namespace": self.namespace,
                 "store": type(self.store).__name__,
-                "degraded": bool(getattr(self.store, "degraded", False)),
+                "degraded": self.degraded,
                 "memories": len(memories),
                 "by_tier": dict(Counter(m.tier.value for m in memories)),
                 "by_kind": dict(Counter(m.kind.value for m in memories)),
