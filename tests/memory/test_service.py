@@ -65,3 +65,38 @@ async def test_a_bad_import_line_is_named(service, tmp_path):
     with pytest.raises(ValueError, match=r"bad.jsonl:2: tier: Input should be"):
         await service.import_jsonl(bad)
     assert await service.list() == []  # nothing half-imported
+
+
+async def test_an_embedding_model_adds_dense_retrieval(tmp_path, tiny_model):
+    from gemma_lsp.engine.embedder import GgufEmbedder
+
+    embedder = GgufEmbedder(tiny_model)
+    service = MemoryService(
+        MemorySettings(sqlite_path=tmp_path / "m.sqlite3", journal_dir=tmp_path / "j", embedding_model=tiny_model),
+        root=tmp_path, embedder=embedder,
+    )
+    try:
+        await service.start()
+        note = await service.remember("Invoices are rounded to cents.")
+        hits = await service.search("how are invoices rounded")
+        assert hits[0].id == note.id
+        assert hits[0].dense_rank == 1 and hits[0].lexical_rank == 1  # both retrievers found it
+    finally:
+        await service.close()
+        embedder.close()
+
+
+def test_an_embedding_model_that_is_not_gemma_is_named(tmp_path):
+    import gguf
+
+    from gemma_lsp.engine.embedder import GgufEmbedder
+    from gemma_lsp.errors import ModelUnavailable
+
+    path = tmp_path / "bert.gguf"
+    w = gguf.GGUFWriter(str(path), "bert")
+    w.write_header_to_file()
+    w.write_kv_data_to_file()
+    w.write_tensors_to_file()
+    w.close()
+    with pytest.raises(ModelUnavailable, match="is a 'bert' model"):
+        GgufEmbedder(path)

@@ -58,6 +58,10 @@ class MemorySettings(BaseModel):
         default_factory=_default_journal_dir,
         description="Where writes are journaled while Redis is unreachable (one JSON Lines file per URL+prefix).",
     )
+    embedding_model: Path | None = Field(
+        default=None,
+        description="A GGUF embedding model (e.g. EmbeddingGemma) for dense retrieval beside BM25; none = lexical only.",
+    )
     change_feed_max_len: int = Field(default=10_000, ge=100, description="Approximate entries kept per namespace.")
     connect_timeout: float = Field(default=1.0, gt=0, description="Seconds to wait for a Redis connection.")
     socket_timeout: float = Field(default=2.0, gt=0, description="Seconds to wait for a Redis reply.")

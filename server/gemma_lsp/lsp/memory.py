@@ -73,7 +73,18 @@ def start_memory(ls: GemmaLanguageServer, root_uri: str | None, folders: list | 
     def recovered() -> None:
         ls.tell("Memories are back.", lsp.MessageType.Info)
 
-    ls.memory = MemoryService(settings.memory, settings.index, root, on_degraded=degraded, on_recovered=recovered)
+    embedder = None
+    if settings.memory.embedding_model is not None:
+        from gemma_lsp.engine.embedder import GgufEmbedder
+        from gemma_lsp.errors import ModelUnavailable
+
+        try:
+            embedder = GgufEmbedder(settings.memory.embedding_model)
+        except ModelUnavailable as exc:
+            ls.tell(f"{exc} Memories use lexical search only.", lsp.MessageType.Warning)
+    ls.memory = MemoryService(
+        settings.memory, settings.index, root, embedder=embedder, on_degraded=degraded, on_recovered=recovered
+    )
 
     async def retriever(query: str, budget_tokens: int) -> list[Chunk]:
         pairs = await ls.memory.retrieve(query, budget_tokens)
