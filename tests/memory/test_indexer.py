@@ -10,7 +10,8 @@ from pathlib import Path
 import pytest
 
 from gemma_lsp.memory import EmbeddedMemoryStore, MemorySettings, Tier
-from gemma_lsp.memory.indexer import IndexSettings, WorkspaceIndexer, chunk_lines
+from gemma_lsp.memory.chunking import chunk_file, line_chunks
+from gemma_lsp.memory.indexer import IndexSettings, WorkspaceIndexer
 
 
 def write(root: Path, rel: str, text: str | bytes) -> Path:
@@ -76,7 +77,7 @@ def test_the_crawl_honours_gitignore_deny_lists_size_binary_and_never_opens_secr
 def test_chunks_know_their_file_and_range(workspace, store):
     WorkspaceIndexer(workspace, store, "ws-test", IndexSettings(chunk_lines=10, overlap_lines=2)).index_all()
     chunks = store.query("ws-test", tiers=[Tier.semantic], tags=["path:app/main.py"])
-    assert len(chunks) == len(chunk_lines((workspace / "app/main.py").read_text(), 10, 2))
+    assert len(chunks) == len(chunk_file(".py", (workspace / "app/main.py").read_text(), 10, 2))
     lines = (workspace / "app/main.py").read_text().splitlines(keepends=True)
     for m in chunks:
         assert m.source.uri == (workspace / "app/main.py").resolve().as_uri()
@@ -114,3 +115,58 @@ def test_the_watcher_reindexes_a_saved_file_after_the_debounce(workspace, store)
         assert "generated/ignored.py" not in indexed_paths(store)
     finally:
         indexer.stop()
+
+
+PYTHON = """import os
+
+# The greeting, in one place.
+GREETING = "hello"
+
+
+@decorator
+def greet(name):
+    return f"{GREETING} {name}"
+
+
+class Store:
+    def get(self, key):
+        return self.data[key]
+
+    def put(self, key, value):
+        self.data[key] = value
+"""
+
+GO = """package main
+
+import "fmt"
+
+// Add sums two numbers.
+func Add(a, b int) int {
+\treturn a + b
+}
+
+func main() {
+\tfmt.Println(Add(1, 2))
+}
+"""
+
+
+def test_chunks_follow_definitions_where_a_grammar_exists():
+    chunks = chunk_file(".py", PYTHON, max_lines=8, overlap=2)
+    texts = [c.text for c in chunks]
+    assert any("@decorator\ndef greet" in t for t in texts)  # the decorator stays with its function
+    assert any("class Store:" in t and "def put" in t for t in texts)  # the class whole
+    assert not any("def greet" in t and "class Store" in t for t in texts)  # no merge past 8 lines
+    go = chunk_file(".go", GO, max_lines=6, overlap=1)
+    assert any("// Add sums two numbers.\nfunc Add" in c.text for c in go)  # its comment stays with it
+    for source, found in ((PYTHON, chunks), (GO, go)):
+        lines = source.splitlines(keepends=True)
+        for c in found:
+            assert c.text == "".join(lines[c.start_line : c.end_line])
+
+
+def test_a_definition_larger_than_a_chunk_is_cut_into_windows_and_unknown_files_get_windows():
+    big = "def big():\n" + "".join(f"    x{i} = {i}\n" for i in range(30))
+    chunks = chunk_file(".py", big, max_lines=10, overlap=2)
+    assert len(chunks) > 1 and all(c.end_line - c.start_line <= 10 for c in chunks)
+    assert chunk_file(".txt", big, 10, 2) == line_chunks(big, 10, 2)

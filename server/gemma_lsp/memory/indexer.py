@@ -4,8 +4,9 @@
   built-in deny list: VCS and dependency folders, virtualenvs, build outputs, binary files,
   files over a size cap, and secrets (``.env*``, ``*.pem``, ``*.key``, ``id_rsa*``, credential
   files). Secrets are matched by name and never opened.
-- Chunks each file into windows of lines that overlap a little; each chunk knows its file and
-  range, and carries the tags ``path:<relative path>`` and ``sha:<file hash>``.
+- Chunks each file along its top-level definitions where a tree-sitter grammar is available
+  (``chunking.py``), in overlapping line windows otherwise; each chunk knows its file and range,
+  and carries the tags ``path:<relative path>`` and ``sha:<file hash>``.
 - Re-indexes only files whose content hash changed (the hash is read back from the store's
   tags, so the store stays the one source of truth); a deleted file's chunks leave the store.
 - A watchdog observer plus the server's didSave/didChange hooks feed a debounced queue.
@@ -25,6 +26,7 @@ from pathlib import Path
 
 import pathspec
 
+from .chunking import chunk_file
 from .model import Kind, Memory, Position, Range, Source, Tier
 from .settings import IndexSettings
 from .store import MemoryStore
@@ -44,29 +46,8 @@ SECRET_PATTERNS = (
 DENIED_FILES = ("*.min.js", "*.map", "*.lock", "package-lock.json", "*.pyc", "*.so", "*.dll", "*.exe")
 
 
-@dataclass(frozen=True)
-class ChunkSpec:
-    text: str
-    start_line: int  # 0-based, inclusive
-    end_line: int  # 0-based, exclusive
-
-
 def is_secret(name: str) -> bool:
     return any(fnmatch.fnmatch(name, pattern) for pattern in SECRET_PATTERNS)
-
-
-def chunk_lines(text: str, size: int, overlap: int) -> list[ChunkSpec]:
-    """Windows of ``size`` lines, each starting ``size - overlap`` lines after the previous."""
-    lines = text.splitlines(keepends=True)
-    step = max(1, size - overlap)
-    chunks = []
-    for start in range(0, max(1, len(lines)), step):
-        body = "".join(lines[start : start + size])
-        if body.strip():
-            chunks.append(ChunkSpec(body, start, min(len(lines), start + size)))
-        if start + size >= len(lines):
-            break
-    return chunks
 
 
 @dataclass
@@ -176,7 +157,7 @@ class WorkspaceIndexer:
                 tags=(f"path:{rel}", f"sha:{digest}"),
                 importance=0.5,
             )
-            for chunk in chunk_lines(text, self.settings.chunk_lines, self.settings.overlap_lines)
+            for chunk in chunk_file(path.suffix, text, self.settings.chunk_lines, self.settings.overlap_lines)
         ]
         new_ids = set(self.store.put_many(memories))
         stale = [i for i in old_ids if i not in new_ids]
