@@ -8,12 +8,15 @@ Without a ``redis-server`` binary the Redis cases are skipped with a reason, exc
 from __future__ import annotations
 
 import os
+import time
 import shutil
 import subprocess
 import uuid
 from pathlib import Path
 
 import pytest
+import redis
+import redis.cluster
 
 from redis_support import RedisServer, free_port
 
@@ -84,7 +87,36 @@ def namespace() -> str:
     return f"ws-{uuid.uuid4().hex[:12]}"
 
 
-@pytest.fixture(params=["embedded", "redis"])
+@pytest.fixture(scope="session")
+def redis_cluster(redis_binary: str, tmp_path_factory: pytest.TempPathFactory):
+    """A real three-node Redis Cluster on loopback ports (no replicas), made with redis-cli."""
+    cli = required_tool("redis-cli", "apt-get install redis-server; `make test` does it")
+    workdir = tmp_path_factory.mktemp("redis-cluster")
+    nodes = [
+        RedisServer(redis_binary, free_port(), workdir / f"node{i}", "--cluster-enabled", "yes",
+                    "--cluster-config-file", f"nodes-{i}.conf").start()
+        for i in range(3)
+    ]  # fmt: skip
+    try:
+        subprocess.run(
+            [cli, "--cluster", "create", *(f"127.0.0.1:{n.port}" for n in nodes), "--cluster-replicas", "0",
+             "--cluster-yes"],
+            check=True, capture_output=True, timeout=60,
+        )  # fmt: skip
+        probe = redis.cluster.RedisCluster(host="127.0.0.1", port=nodes[0].port)
+        deadline = time.monotonic() + 20
+        while probe.cluster_info().get("cluster_state") != "ok":
+            if time.monotonic() > deadline:
+                raise RuntimeError("the Redis Cluster did not become ready")
+            time.sleep(0.1)
+        probe.close()
+        yield f"redis+cluster://127.0.0.1:{nodes[0].port}/0"
+    finally:
+        for node in nodes:
+            node.stop()
+
+
+@pytest.fixture(params=["embedded", "redis", "redis-cluster"])
 def store_kind(request) -> str:
     return request.param
 
@@ -100,6 +132,9 @@ def make_store(store_kind: str, request, tmp_path: Path):
         settings = MemorySettings(prefix=prefix, sqlite_path=sqlite_path, ttl=TierTTLs(**ttl))
         if store_kind == "embedded":
             store = EmbeddedMemoryStore(settings)
+        elif store_kind == "redis-cluster":
+            url = request.getfixturevalue("redis_cluster")
+            store = RedisMemoryStore(settings.model_copy(update={"url": url}))
         else:
             server = request.getfixturevalue("redis_server")
             store = RedisMemoryStore(settings.model_copy(update={"url": server.url}))

@@ -129,6 +129,14 @@ class RedisMemoryStore:
         self.origin = new_origin()
         self._touch = self.client.register_script(_TOUCH_LUA)
 
+    def _node(self, namespace: str):
+        """The client for one namespace's keys. They share a hash tag, so in a cluster they live on
+        one node: talk to that node directly, where transactions and scripts work in pipelines
+        (redis-py's cluster pipeline refuses EVALSHA)."""
+        if not self.cluster:
+            return self.client
+        return self.client.get_redis_connection(self.client.get_node_from_key(self._base(namespace)))
+
     # -- keys ---------------------------------------------------------------------------
 
     def _base(self, namespace: str) -> str:
@@ -158,7 +166,7 @@ class RedisMemoryStore:
             return []
         now = time.time()
         for group in self._groups(items, key=lambda m: m.namespace):
-            pipe = self.client.pipeline(transaction=True)
+            pipe = self._node(group[0].namespace).pipeline(transaction=True)
             for m in group:
                 self._queue_put(pipe, m, now)
             pipe.execute()
@@ -209,7 +217,7 @@ class RedisMemoryStore:
         if not ids:
             return
         now = time.time()
-        pipe = self.client.pipeline(transaction=True)
+        pipe = self._node(namespace).pipeline(transaction=True)
         for id_ in ids:
             pipe.delete(self.memory_key(namespace, id_))
             for tier in Tier:
@@ -223,7 +231,7 @@ class RedisMemoryStore:
         if not ids:
             return
         at = time.time() if at is None else at
-        pipe = self.client.pipeline(transaction=False)
+        pipe = self._node(namespace).pipeline(transaction=False)
         for id_ in ids:
             key = self.memory_key(namespace, id_)
             marker = self.op_key(namespace, op_id, id_) if op_id else key
@@ -240,7 +248,7 @@ class RedisMemoryStore:
     def get_many(self, namespace: str, ids: Sequence[str]) -> list[Memory]:
         if not ids:
             return []
-        pipe = self.client.pipeline(transaction=False)
+        pipe = self._node(namespace).pipeline(transaction=False)
         for id_ in ids:
             pipe.hgetall(self.memory_key(namespace, id_))
         return [_hash_to_memory(h) for h in pipe.execute() if h and b"text" in h]
@@ -259,7 +267,7 @@ class RedisMemoryStore:
         kinds = None if kinds is None else [Kind(k) for k in kinds]
         tags = None if tags is None else list(tags)
         ids, gone = self._live_ids(namespace, tier_list)
-        pipe = self.client.pipeline(transaction=False)
+        pipe = self._node(namespace).pipeline(transaction=False)
         for id_ in ids:
             pipe.hgetall(self.memory_key(namespace, id_))
         found = []
@@ -273,7 +281,7 @@ class RedisMemoryStore:
         return sort_newest_first(found, limit)
 
     def _live_ids(self, namespace: str, tiers: list[Tier]) -> tuple[dict[str, Tier], list]:
-        pipe = self.client.pipeline(transaction=False)
+        pipe = self._node(namespace).pipeline(transaction=False)
         for tier in tiers:
             pipe.zrange(self.tier_key(namespace, tier), 0, -1)
         ids: dict[str, Tier] = {}
@@ -285,7 +293,7 @@ class RedisMemoryStore:
     def _drop_index_entries(self, namespace: str, gone: list[tuple[Tier, str]]) -> None:
         if not gone:
             return
-        pipe = self.client.pipeline(transaction=False)
+        pipe = self._node(namespace).pipeline(transaction=False)
         for tier, id_ in gone:
             pipe.zrem(self.tier_key(namespace, tier), id_)
         pipe.execute()
@@ -308,7 +316,7 @@ class RedisMemoryStore:
     @_guard
     def purge_expired(self, namespace: str) -> int:
         ids, _ = self._live_ids(namespace, list(Tier))
-        pipe = self.client.pipeline(transaction=False)
+        pipe = self._node(namespace).pipeline(transaction=False)
         for id_ in ids:
             pipe.exists(self.memory_key(namespace, id_))
         gone = [(tier, id_) for (id_, tier), alive in zip(ids.items(), pipe.execute()) if not alive]
