@@ -18,7 +18,7 @@ import pytest
 import redis
 import redis.cluster
 
-from redis_support import RedisServer, free_port
+from redis_support import RedisServer, free_cluster_port, free_port
 
 from gemma_lsp.memory import EmbeddedMemoryStore, MemorySettings, RedisMemoryStore, TierTTLs
 
@@ -93,7 +93,7 @@ def redis_cluster(redis_binary: str, tmp_path_factory: pytest.TempPathFactory):
     cli = required_tool("redis-cli", "apt-get install redis-server; `make test` does it")
     workdir = tmp_path_factory.mktemp("redis-cluster")
     nodes = [
-        RedisServer(redis_binary, free_port(), workdir / f"node{i}", "--cluster-enabled", "yes",
+        RedisServer(redis_binary, free_cluster_port(), workdir / f"node{i}", "--cluster-enabled", "yes",
                     "--cluster-config-file", f"nodes-{i}.conf").start()
         for i in range(3)
     ]  # fmt: skip
