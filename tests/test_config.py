@@ -96,3 +96,10 @@ def test_the_readme_example_config_is_valid():
     example = readme.split("```toml")[1].split("```")[0]
     settings = apply_layer(Settings(), tomllib.loads(example))
     assert settings.completion.preset == "completion" and "mine" in settings.sampling.presets
+
+
+def test_memory_ranking_weights_are_settings():
+    settings = apply_layer(Settings(), {"memory": {"ranking": {"w_recency": 0.2, "tier_weights": {"episodic": 0.5}}}})
+    assert settings.memory.ranking.w_recency == 0.2 and settings.memory.ranking.tier_weights.for_tier("episodic") == 0.5
+    with pytest.raises(ConfigError, match=r"memory.ranking.w_importance: Input should be greater than or equal to 0"):
+        apply_layer(Settings(), {"memory": {"ranking": {"w_importance": -1}}})

@@ -41,6 +41,70 @@ class TierTTLs(BaseModel):
         return getattr(self, str(getattr(tier, "value", tier)))
 
 
+class TierWeights(BaseModel):
+    """A multiplier on the final score per tier (1.0 = neutral)."""
+
+    model_config = ConfigDict(extra="forbid", validate_assignment=True)
+
+    working: float = Field(default=1.0, ge=0)
+    short_term: float = Field(default=0.95, ge=0)
+    long_term: float = Field(default=1.0, ge=0)
+    episodic: float = Field(default=0.85, ge=0, description="Chat turns and accepted completions: a bit below code.")
+    semantic: float = Field(default=1.0, ge=0)
+
+    def for_tier(self, tier) -> float:
+        return getattr(self, str(getattr(tier, "value", tier)))
+
+
+class TierHalfLives(BaseModel):
+    """Recency half-life in seconds per tier; ``None`` = that tier does not decay (recency 1.0)."""
+
+    model_config = ConfigDict(extra="forbid", validate_assignment=True)
+
+    working: float | None = Field(default=2 * 3600.0, gt=0)
+    short_term: float | None = Field(default=2 * 86400.0, gt=0)
+    long_term: float | None = Field(default=90 * 86400.0, gt=0)
+    episodic: float | None = Field(default=7 * 86400.0, gt=0)
+    semantic: float | None = Field(default=None, gt=0, description="Code index: how long ago a file was indexed says little.")
+
+    def for_tier(self, tier) -> float | None:
+        return getattr(self, str(getattr(tier, "value", tier)))
+
+
+class RankingSettings(BaseModel):
+    """How hits are scored. See the module docstring for the formula.
+
+    With ``rrf_k = 60`` and a pool of 50 candidates, relevance in a single retriever is 1.0 at rank 1,
+    0.96 at rank 2, 0.93 at rank 3, 0.72 at rank 10. The small default weights of recency and
+    importance (0.05 each) therefore reorder near-ties only: both at their best against both at
+    their worst lift a hit about two ranks, never from the bottom to the top.
+    """
+
+    model_config = ConfigDict(extra="forbid", validate_assignment=True)
+
+    w_relevance: float = Field(default=1.0, ge=0, description="Weight of the fused (RRF) relevance, 0..1.")
+    w_recency: float = Field(default=0.05, ge=0, description="Weight of the recency decay, 0..1.")
+    w_importance: float = Field(default=0.05, ge=0, description="Weight of Memory.importance, 0..1.")
+    tier_weights: TierWeights = Field(default_factory=TierWeights)
+    half_life: TierHalfLives = Field(default_factory=TierHalfLives)
+    rrf_k: float = Field(default=60.0, gt=0, description="Reciprocal rank fusion constant.")
+    bm25_k1: float = Field(default=1.2, ge=0)
+    bm25_b: float = Field(default=0.75, ge=0, le=1)
+    candidates: int = Field(default=50, ge=1, description="Each retriever's top-N before fusion (at least 4 * k).")
+    lexical_min_ratio: float = Field(
+        default=0.1, ge=0, le=1, description="Lexical candidates score at least this fraction of the best BM25."
+    )
+    dense_min_cosine: float = Field(default=0.0, ge=-1, le=1, description="Dense candidates have a higher cosine.")
+    max_query_terms: int = Field(
+        default=64, ge=1, description="Long queries (code around the cursor) keep their rarest terms only."
+    )
+    common_term_ratio: float = Field(
+        default=0.5, gt=0, le=1,
+        description="In queries of more than 8 distinct terms, skip terms found in more than this share of "
+        "the documents (their idf is small and their postings long); 1.0 = never skip.",
+    )  # fmt: skip
+
+
 class MemorySettings(BaseModel):
     """Memory storage settings. ``url`` None = the embedded SQLite store; otherwise Redis.
 
@@ -62,6 +126,7 @@ class MemorySettings(BaseModel):
         default=None,
         description="A GGUF embedding model (e.g. EmbeddingGemma) for dense retrieval beside BM25; none = lexical only.",
     )
+    ranking: RankingSettings = Field(default_factory=RankingSettings)
     change_feed_max_len: int = Field(default=10_000, ge=100, description="Approximate entries kept per namespace.")
     connect_timeout: float = Field(default=1.0, gt=0, description="Seconds to wait for a Redis connection.")
     socket_timeout: float = Field(default=2.0, gt=0, description="Seconds to wait for a Redis reply.")

@@ -49,7 +49,7 @@ class MemoryService:
         self.namespace = namespace_for_workspace(self.root or Path.cwd())
         self.settings = settings
         self.store = store or open_store(settings, on_degraded=on_degraded, on_recovered=on_recovered)
-        self.index = SearchIndex(ranking or RankingSettings(), embedder=embedder)
+        self.index = SearchIndex(ranking or settings.ranking, embedder=embedder)
         self.indexer = (
             WorkspaceIndexer(self.root, self.store, self.namespace, index_settings or IndexSettings())
             if self.root is not None
