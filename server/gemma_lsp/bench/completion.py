@@ -14,12 +14,11 @@ import asyncio
 import json
 import statistics
 import sys
-import tempfile
 import time
 from pathlib import Path
 from typing import Any
 
-from .common import functions_for, percentiles
+from .common import bench_file, functions_for, percentiles
 
 def make_source(target_tokens: int, tokenize) -> tuple[str, int]:
     """A Python file of about ``target_tokens`` tokens and the cursor offset near its end."""
@@ -38,18 +37,9 @@ def _line_col(text: str, offset: int) -> tuple[int, int]:
 async def run_completion_bench(
     model: Path, requests: int = 60, file_tokens: int = 1500, max_tokens: int = 16, server_log: Path | None = None
 ) -> dict[str, Any]:
-    from gemma_lsp.config import ModelSettings
-    from gemma_lsp.engine.llamacpp import LlamaCppBackend
     from gemma_lsp.lsp.client import EditorSession, file_uri
 
-    tokenizer = LlamaCppBackend.load(ModelSettings(path=model, n_ctx=8192, warmup=False))
-    text, cursor = make_source(file_tokens, tokenizer.tokenize)
-    file_token_count = len(tokenizer.tokenize(text))
-    tokenizer.close()
-
-    workdir = Path(tempfile.mkdtemp(prefix="gemma-lsp-bench-"))
-    path = workdir / "reports.py"
-    path.write_text(text)
+    workdir, path, text, cursor, file_token_count = bench_file(model, make_source, file_tokens, "gemma-lsp-bench-")
     uri = file_uri(path)
     session = EditorSession(
         settings={

@@ -12,7 +12,6 @@ from __future__ import annotations
 import asyncio
 import itertools
 import statistics
-import tempfile
 import time
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -20,7 +19,7 @@ from typing import Any
 
 from lsprotocol import types as lsp
 
-from .common import functions_for, percentiles
+from .common import bench_file, functions_for, percentiles
 
 # What the user types at the cursor: "\b" is a backspace (a typo, then its correction).
 SCRIPT = "total = sum(vlaues\b\b\b\b\balues)\nif total > limit:\n    return total\n"
@@ -92,7 +91,6 @@ class _Editor:
             client.protocol.send_request_async(lsp.TEXT_DOCUMENT_INLINE_COMPLETION, params, msg_id=msg_id)
         )
         future.add_done_callback(lambda f: self._done(msg_id, key, f))
-        self._pending = future
 
     def _done(self, msg_id: str, key: tuple[int, int], future: asyncio.Future) -> None:
         received = time.perf_counter()
@@ -112,18 +110,9 @@ class _Editor:
 
 
 async def _typing_run(model: Path, file_tokens: int, settings: dict[str, Any], script: str, pause: bool) -> dict[str, Any]:
-    from gemma_lsp.config import ModelSettings
-    from gemma_lsp.engine.llamacpp import LlamaCppBackend
     from gemma_lsp.lsp.client import EditorSession, file_uri
 
-    tokenizer = LlamaCppBackend.load(ModelSettings(path=model, n_ctx=1024, warmup=False))
-    text, cursor = make_file(file_tokens, tokenizer.tokenize)
-    n_file_tokens = len(tokenizer.tokenize(text))
-    tokenizer.close()
-
-    workdir = Path(tempfile.mkdtemp(prefix="gemma-lsp-typing-"))
-    path = workdir / "reports.py"
-    path.write_text(text)
+    workdir, path, text, cursor, n_file_tokens = bench_file(model, make_file, file_tokens, "gemma-lsp-typing-")
     session = EditorSession(settings=settings, server_args=["--config", str(workdir / "none.toml")])
     await session.start()
     try:

@@ -97,9 +97,15 @@ class RetrievalCache:
         self.timeouts = 0
 
     def query(self, text: str, offset: int) -> str:
-        line_start = text.rfind("\n", 0, offset) + 1
-        above = text[:line_start].splitlines()[-self._query_lines :]
-        return "\n".join(above)
+        """The ``query_lines`` complete lines above the cursor's line (found from the cursor back,
+        so the cost does not grow with the file)."""
+        end = text.rfind("\n", 0, offset) + 1
+        start = end
+        for _ in range(self._query_lines):
+            if start == 0:
+                break
+            start = text.rfind("\n", 0, start - 1) + 1
+        return "\n".join(text[start:end].splitlines())
 
     async def chunks(self, text: str, offset: int, budget_tokens: int, timeout_s: float) -> list[Chunk]:
         query = self.query(text, offset)
