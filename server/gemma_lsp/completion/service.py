@@ -79,9 +79,10 @@ class CompletionService:
         initial = settings()
         self.ring = RingContext(initial.extra_context_chunks, initial.extra_context_lines)
         self._active: tuple[str, str, int, str | None] | None = None  # the last completion's place
-        self._retrieval = RetrievalCache(retriever) if retriever is not None else None
-        self._retrieved: list[Chunk] = []  # what the last completion got from the retriever
         self._prefetch_task: asyncio.Task | None = None
+        self._retrieval: RetrievalCache | None = None
+        self._retrieved: list[Chunk] = []  # what the last completion got from the retriever
+        self.set_retriever(retriever)
 
     def set_retriever(self, retriever: Retriever | None) -> None:
         """Where extra context comes from besides the ring (workspace memories)."""
