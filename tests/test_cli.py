@@ -131,3 +131,26 @@ def test_memory_and_index_commands_round_trip(tmp_path):
 def test_memory_import_names_a_missing_file(tmp_path):
     proc = run("memory", "--workspace", str(tmp_path), "import", str(tmp_path / "nope.jsonl"))
     assert proc.returncode == 2 and "does not exist" in proc.stderr
+
+
+def test_prompt_render_fills_a_template_with_the_workspace_memories(tmp_path):
+    ws = tmp_path / "ws"
+    (ws / "src").mkdir(parents=True)
+    source = ws / "src" / "parser.py"
+    source.write_text("import toml\n\n\ndef parse_config_file(path):\n    return toml.load(path)\n")
+    config = tmp_path / "config.toml"
+    config.write_text(f'[memory]\nsqlite_path = "{tmp_path / "m.sqlite3"}"\njournal_dir = "{tmp_path / "j"}"\n')
+    common = ["--config", str(config)]
+    run("memory", "--workspace", str(ws), *common, "add", "Config files are TOML, never YAML.", "--tags", "config")
+    proc = run("prompt", *common, "render", "ask", "--workspace", str(ws), "--file", str(source), "--lines", "4-5",
+               "--question", "Can config files be YAML?", "--json")
+    assert proc.returncode == 0, proc.stderr
+    rendered = json.loads(proc.stdout)
+    assert "# note (config)\nConfig files are TOML, never YAML." in rendered["rag_context"]
+    assert "from src/parser.py (lines 4-5)" in rendered["text"] and "```python\ndef parse_config_file" in rendered["text"]
+    listed = run("prompt", *common, "list")
+    assert listed.returncode == 0 and "explain" in listed.stdout and "error" not in listed.stdout
+    missing = run("prompt", *common, "render", "explian", "--no-memories")
+    assert missing.returncode == 2 and "There is no prompt template 'explian'" in missing.stderr
+    outside = run("prompt", *common, "render", "explain", "--file", str(source), "--lines", "7-9", "--no-memories")
+    assert outside.returncode == 2 and "--lines 7-9 is outside" in outside.stderr

@@ -60,6 +60,19 @@ def _parser() -> argparse.ArgumentParser:
     idx.add_argument("path", type=Path)
     idx.add_argument("--config", type=Path, help="TOML settings file ([memory] and [index] sections)")
 
+    pr = sub.add_parser("prompt", help="prompt templates: list | render")
+    pr.add_argument("--config", type=Path, help="TOML settings file ([prompts] and [memory] sections)")
+    psub = pr.add_subparsers(dest="action", required=True)
+    psub.add_parser("list", help="every template, its file and whether it loads")
+    rnd = psub.add_parser("render", help="print a template filled in, with the workspace's memories")
+    rnd.add_argument("name", help="template name, e.g. explain")
+    rnd.add_argument("--file", type=Path, help="the file the selection comes from")
+    rnd.add_argument("--lines", metavar="A-B", help="the selection: lines A to B of --file (1-based; default: all)")
+    rnd.add_argument("--question", default="", help="what the user asks (ask, chat, fix)")
+    rnd.add_argument("--workspace", type=Path, default=Path.cwd(), help="whose memories (default: .)")
+    rnd.add_argument("--no-memories", action="store_true", help="leave rag_context and rag_recent empty")
+    rnd.add_argument("--json", action="store_true", help="print the rendered prompt and its memory blocks as JSON")
+
     b = sub.add_parser("bench", help="benchmarks")
     b.add_argument("suite", choices=["completion", "sampling", "rag"])
     b.add_argument("rest", nargs=argparse.REMAINDER, help="options of the suite (see gemma-lsp bench SUITE --help)")
@@ -213,8 +226,86 @@ def _index(args: argparse.Namespace) -> int:
     return asyncio.run(run())
 
 
+def _selection(file: Path, lines: str | None) -> tuple[str, int, int]:
+    """The text of ``file`` (lines ``A-B`` of it, 1-based) and its first and last line numbers."""
+    text = file.read_text(encoding="utf-8", errors="replace")
+    all_lines = text.splitlines(keepends=True)
+    if not lines:
+        return text, (1 if text else 0), len(all_lines)
+    first, _, last = lines.partition("-")
+    try:
+        a, b = int(first), int(last or first)
+    except ValueError:
+        raise ValueError(f"--lines {lines!r} is not A-B (two line numbers, e.g. 10-24)") from None
+    if not 1 <= a <= b <= len(all_lines):
+        raise ValueError(f"--lines {lines} is outside {file}, which has {len(all_lines)} lines")
+    return "".join(all_lines[a - 1 : b]), a, b
+
+
+def _prompt(args: argparse.Namespace) -> int:
+    import asyncio
+    import json
+
+    from gemma_lsp.config import default_config_path, load_settings
+    from gemma_lsp.prompts import PromptError, PromptInputs, language_for, library_for, render_prompt
+
+    try:
+        settings = load_settings(args.config or default_config_path())
+    except Exception as exc:  # ConfigError: one sentence naming the key
+        print(f"gemma-lsp: {exc}", file=sys.stderr)
+        return 2
+    library = library_for(settings.prompts)
+    if args.action == "list":
+        try:
+            for entry in library.status():
+                state = f"error: {entry['error']}" if entry["error"] else entry["description"]
+                print(f"{entry['name']:<12} {state}\n{'':<12} {entry['path']}")
+        except PromptError as exc:
+            print(f"gemma-lsp: {exc}", file=sys.stderr)
+            return 2
+        return 0
+
+    try:
+        text, first, last = _selection(args.file, args.lines) if args.file else ("", 0, 0)
+    except (OSError, ValueError) as exc:
+        print(f"gemma-lsp: {exc}", file=sys.stderr)
+        return 2
+    path = ""
+    if args.file:
+        try:
+            path = args.file.resolve().relative_to(args.workspace.resolve()).as_posix()
+        except ValueError:
+            path = args.file.name
+    inputs = PromptInputs(
+        selection=text, question=args.question, path=path, language=language_for(path), start_line=first, end_line=last
+    )
+
+    async def run() -> int:
+        service = None if args.no_memories else _memory_service(args.config, args.workspace)
+        try:
+            if service is not None:
+                await service.start()
+            rendered = await render_prompt(
+                library, args.name, inputs, service.context_for if service else None,
+                rag_budget_tokens=settings.prompts.rag_budget_tokens,
+                recent_budget_tokens=settings.prompts.recent_budget_tokens,
+            )
+        except PromptError as exc:
+            print(f"gemma-lsp: {exc}", file=sys.stderr)
+            return 2
+        finally:
+            if service is not None:
+                await service.close()
+        print(json.dumps(rendered.to_json()) if args.json else rendered.text, end="" if not args.json else "\n")
+        return 0
+
+    return asyncio.run(run())
+
+
 def main(argv: list[str] | None = None) -> int:
     args = _parser().parse_args(argv)
+    if args.command == "prompt":
+        return _prompt(args)
     if args.command == "memory":
         return _memory(args)
     if args.command == "index":

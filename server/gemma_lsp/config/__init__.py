@@ -1,7 +1,7 @@
 """Settings: pydantic models, layered merge, atomic TOML persistence. Imports nothing of ours."""
 
 from .memory import IndexSettings, MemorySettings, TierTTLs
-from .models import CompletionSettings, LogSettings, ModelSettings, Settings
+from .models import CompletionSettings, LogSettings, ModelSettings, PromptSettings, Settings
 from .sampling import SamplingSettings, UnknownPreset
 from .store import (
     CONFIG_ENV,
@@ -23,6 +23,7 @@ __all__ = [
     "TierTTLs",
     "LogSettings",
     "ModelSettings",
+    "PromptSettings",
     "SamplingSettings",
     "Settings",
     "UnknownPreset",

@@ -91,6 +91,24 @@ class CompletionSettings(_Section):
         return self
 
 
+class PromptSettings(_Section):
+    """Prompt templates (``*.jinja`` files): where they are read from and how much memory they get."""
+
+    dirs: list[Path] = Field(
+        default_factory=list,
+        description=(
+            "Folders of your own templates, searched in order before the built-in prompts/ folder; a template "
+            "named like a built-in one replaces it."
+        ),
+    )
+    rag_budget_tokens: int = Field(
+        default=1024, ge=0, le=65536, description="Tokens of retrieved memories (rag_context) a template gets by default."
+    )
+    recent_budget_tokens: int = Field(
+        default=256, ge=0, le=65536, description="Tokens of recent chat turns and accepted completions (rag_recent)."
+    )
+
+
 class LogSettings(_Section):
     level: Literal["debug", "info", "warning", "error"] = Field(
         default="warning", description="Log level of the server's own messages; -v / -vv on the command line raise it."
@@ -105,6 +123,7 @@ class Settings(_Section):
     sampling: SamplingSettings = Field(default_factory=SamplingSettings)
     memory: MemorySettings = Field(default_factory=MemorySettings)
     index: IndexSettings = Field(default_factory=IndexSettings)
+    prompts: PromptSettings = Field(default_factory=PromptSettings)
     log: LogSettings = Field(default_factory=LogSettings)
 
     @model_validator(mode="after")

@@ -19,7 +19,7 @@ from pygls.exceptions import JsonRpcRequestCancelled
 from gemma_lsp.completion import Suggestion
 from gemma_lsp.errors import Cancelled, ModelUnavailable
 
-from . import memory
+from . import memory, prompts
 from .server import GemmaLanguageServer
 
 log = logging.getLogger(__name__)
@@ -29,6 +29,7 @@ STATS_METHOD = "gemma/stats"
 
 def register(server: GemmaLanguageServer) -> None:
     memory.register(server)
+    prompts.register(server)
 
     @server.feature(lsp.INITIALIZE)
     def initialize(ls: GemmaLanguageServer, params: lsp.InitializeParams) -> None:

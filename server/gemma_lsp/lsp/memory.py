@@ -18,7 +18,6 @@ import asyncio
 import logging
 import uuid
 from pathlib import Path
-from typing import Any
 from urllib.parse import unquote, urlparse
 
 from lsprotocol import types as lsp
@@ -26,9 +25,10 @@ from pydantic import ValidationError
 from pygls.exceptions import JsonRpcInvalidParams
 
 from gemma_lsp.completion.context import Chunk
-from gemma_lsp.memory import Kind, MemoryUnavailable, Source, Tier
+from gemma_lsp.memory import Kind, MemoryUnavailable, Tier
 from gemma_lsp.memory.service import MemoryService
 
+from .values import command_argument, selected_text
 from .values import plain as _plain
 from .server import GemmaLanguageServer
 
@@ -40,17 +40,6 @@ FORGET = "gemma.memory.forget"
 STATS = "gemma.memory.stats"
 REBUILD = "gemma.index.rebuild"
 ACCEPTED = "gemma.completion.accepted"
-
-
-def _argument(args: tuple, command: str) -> dict[str, Any]:
-    if not args:
-        return {}
-    value = args[0]
-    if hasattr(value, "_asdict"):
-        value = value._asdict()
-    if not isinstance(value, dict):
-        raise JsonRpcInvalidParams(f"{command} takes one object argument, got {type(value).__name__}.")
-    return {k: (v._asdict() if hasattr(v, "_asdict") else v) for k, v in value.items()}
 
 
 def _service(ls: GemmaLanguageServer) -> MemoryService:
@@ -134,19 +123,13 @@ async def index_with_progress(ls: GemmaLanguageServer) -> dict[str, int]:
 def register(server: GemmaLanguageServer) -> None:
     @server.command(REMEMBER)
     async def remember(ls: GemmaLanguageServer, *args):
-        arg = _argument(args, REMEMBER)
+        arg = command_argument(args, REMEMBER)
         text = arg.get("text")
         source = None
         if arg.get("uri"):
             source = {"uri": arg["uri"], "range": _plain(arg.get("range"))}
         if not text and arg.get("uri") and arg.get("range"):
-            doc = ls.documents.get(arg["uri"])
-            if doc is None:
-                raise JsonRpcInvalidParams(f"{REMEMBER}: {arg['uri']} is not open.")
-            rng = _plain(arg["range"])
-            start = doc.offset_at(lsp.Position(**rng["start"]))
-            end = doc.offset_at(lsp.Position(**rng["end"]))
-            text = doc.text[start:end]
+            text, _, _ = selected_text(ls.documents, REMEMBER, arg["uri"], arg["range"])
         if not text or not str(text).strip():
             raise JsonRpcInvalidParams(f"{REMEMBER} needs text, or a uri and a non-empty range to take it from.")
         try:
@@ -166,7 +149,7 @@ def register(server: GemmaLanguageServer) -> None:
 
     @server.command(SEARCH)
     async def search(ls: GemmaLanguageServer, *args):
-        arg = _argument(args, SEARCH)
+        arg = command_argument(args, SEARCH)
         query = arg.get("query")
         if not isinstance(query, str) or not query.strip():
             raise JsonRpcInvalidParams(f"{SEARCH} needs a non-empty query.")
@@ -189,7 +172,7 @@ def register(server: GemmaLanguageServer) -> None:
 
     @server.command(FORGET)
     async def forget(ls: GemmaLanguageServer, *args):
-        arg = _argument(args, FORGET)
+        arg = command_argument(args, FORGET)
         ids = arg.get("ids")
         if not isinstance(ids, (list, tuple)) or not all(isinstance(i, str) for i in ids):
             raise JsonRpcInvalidParams(f"{FORGET} needs ids: a list of memory ids.")
@@ -207,7 +190,7 @@ def register(server: GemmaLanguageServer) -> None:
 
     @server.command(ACCEPTED)
     async def accepted(ls: GemmaLanguageServer, *args):
-        arg = _argument(args, ACCEPTED)
+        arg = command_argument(args, ACCEPTED)
         text = arg.get("text")
         if not isinstance(text, str) or not text.strip():
             return None

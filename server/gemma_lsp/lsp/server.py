@@ -21,6 +21,7 @@ from gemma_lsp.completion import CompletionService
 from gemma_lsp.config import CompletionSettings, Settings, apply_layer, load_file
 from gemma_lsp.engine import EngineManager
 from gemma_lsp.errors import ConfigError, ModelUnavailable
+from gemma_lsp.prompts import library_for
 from gemma_lsp.sampling import Sampler
 from gemma_lsp.sampling.build import build_sampler
 
@@ -60,6 +61,7 @@ class GemmaLanguageServer(LanguageServer):
         self.last_completed_uri: str | None = None
         self._tasks: set[asyncio.Task] = set()
         self.memory = None  # the workspace's MemoryService, made at initialize (lsp/memory.py)
+        self.prompts = library_for(self.settings.prompts)
 
     def _completion_sampler(self, completion: CompletionSettings) -> Sampler:
         """The sampler chain of the completion's preset, seeded (the same prompt gives the same text)."""
@@ -98,6 +100,8 @@ class GemmaLanguageServer(LanguageServer):
         self.engine.configure(settings.model)
 
     def adopt(self, settings: Settings) -> None:
+        if settings.prompts.dirs != self.settings.prompts.dirs:
+            self.prompts = library_for(settings.prompts)
         self.settings = settings
         # The more verbose of log.level and the command line's -v wins.
         level = min(logging.getLevelName(settings.log.level.upper()), self.cli_log_level)

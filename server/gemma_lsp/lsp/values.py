@@ -4,6 +4,9 @@ from __future__ import annotations
 
 from typing import Any
 
+from lsprotocol import types as lsp
+from pygls.exceptions import JsonRpcInvalidParams
+
 
 def plain(value: Any) -> Any:
     """Dicts, lists and scalars all the way down."""
@@ -14,3 +17,34 @@ def plain(value: Any) -> Any:
     if isinstance(value, (list, tuple)):
         return [plain(v) for v in value]
     return value
+
+
+def command_argument(args: tuple, command: str) -> dict[str, Any]:
+    """The one object argument of ``workspace/executeCommand`` (``{}`` when there is none)."""
+    if not args:
+        return {}
+    value = args[0]
+    if hasattr(value, "_asdict"):
+        value = value._asdict()
+    if not isinstance(value, dict):
+        raise JsonRpcInvalidParams(f"{command} takes one object argument, got {type(value).__name__}.")
+    return {k: (v._asdict() if hasattr(v, "_asdict") else v) for k, v in value.items()}
+
+
+def selected_text(documents: Any, command: str, uri: str, rng: Any) -> tuple[str, int, int]:
+    """The text of ``rng`` in the open document ``uri``, with its first and last lines (1-based)."""
+    doc = documents.get(uri)
+    if doc is None:
+        raise JsonRpcInvalidParams(f"{command}: {uri} is not open.")
+    rng = plain(rng)
+    try:
+        start = lsp.Position(**rng["start"])
+        end = lsp.Position(**rng["end"])
+    except (KeyError, TypeError):
+        raise JsonRpcInvalidParams(f"{command}: range must be {{start: {{line, character}}, end: {{line, character}}}}.") from None
+    first, last = doc.offset_at(start), doc.offset_at(end)
+    if last < first:
+        first, last = last, first
+        start, end = end, start
+    end_line = end.line - 1 if end.character == 0 and end.line > start.line else end.line
+    return doc.text[first:last], start.line + 1, end_line + 1

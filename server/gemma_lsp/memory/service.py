@@ -152,8 +152,13 @@ class MemoryService:
         return await self._run(run)
 
     # ------------------------------------------------------------------ prompts
-    async def context_for(self, query: str, budget_tokens: int, count_tokens=estimate_tokens) -> dict[str, str]:
-        """``rag_context`` (retrieved) and ``rag_recent`` (recent episodic) for prompt templates."""
+    async def context_for(
+        self, query: str, budget_tokens: int, recent_budget_tokens: int | None = None, count_tokens=estimate_tokens
+    ) -> dict[str, str]:
+        """``rag_context`` (retrieved, within ``budget_tokens``) and ``rag_recent`` (recent episodic
+        memories, within ``recent_budget_tokens``: a quarter of ``budget_tokens`` by default) for
+        prompt templates; a ``gemma_lsp.prompts.ContextProvider``."""
+        recent_budget = max(1, budget_tokens // 4) if recent_budget_tokens is None else recent_budget_tokens
 
         def run() -> dict[str, str]:
             self._ensure_loaded()
@@ -162,7 +167,7 @@ class MemoryService:
             root = str(self.root) if self.root else None
             return {
                 "rag_context": build_context(hits, budget_tokens, count_tokens, root=root),
-                "rag_recent": build_recent(recent, max(1, budget_tokens // 4), count_tokens, root=root),
+                "rag_recent": build_recent(recent, recent_budget, count_tokens, root=root),
             }
 
         return await self._run(run)
