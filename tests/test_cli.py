@@ -31,6 +31,8 @@ def test_demo_shows_a_completion_from_the_in_process_engine():
     assert "from the answer cache" in out  # the completion request repeats the inline one's prompt
     after_keystroke = out.split("After typing one character")[1]
     assert "from the engine" in after_keystroke and "reused from the KV cache" in after_keystroke
+    prompt = out.split("rendered the 'explain' prompt")[1]  # a remembered note comes back in a template
+    assert "| # note (math)" in prompt and "| def is_prime(n: int) -> bool:" in prompt
 
 
 def test_demo_names_a_missing_model_in_one_sentence(tmp_path):

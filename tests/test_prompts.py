@@ -150,6 +150,21 @@ async def test_templates_receive_retrieved_and_recent_memories(memories):
     assert "from app/checkout.py (line 4)" in rendered.text and rendered.text.rstrip().endswith("rounded?")
 
 
+async def test_the_code_a_prompt_shows_is_not_repeated_as_its_context(memories):
+    await memories.remember("Invoice totals are rounded to cents, half to even.", tags=["billing"])
+    source = memories.root / "billing" / "invoice.py"
+    inputs = PromptInputs(
+        selection=source.read_text(), path="billing/invoice.py", language="python", start_line=1, end_line=2,
+        uri=source.as_uri(),
+    )
+    library = PromptLibrary([builtin_prompt_dir()])
+    rendered = await render_prompt(library, "explain", inputs, memories.context_for)
+    assert "billing/invoice.py:1-2" not in rendered.rag_context  # the selection itself
+    assert "# note (billing)\nInvoice totals are rounded to cents" in rendered.rag_context  # no longer crowded out
+    elsewhere = await render_prompt(library, "explain", PromptInputs(selection=inputs.selection), memories.context_for)
+    assert "# billing/invoice.py:1-2" in elsewhere.rag_context
+
+
 async def test_front_matter_budgets_limit_the_memories(memories, tmp_path):
     folder = tmp_path / "prompts"
     folder.mkdir()
@@ -165,7 +180,7 @@ async def test_a_template_without_memory_variables_does_not_search(tmp_path):
     write(tmp_path / "plain.jinja", "{{ selection }}\n")
     calls = []
 
-    async def context(query, rag, recent):
+    async def context(query, rag, recent, exclude=None):
         calls.append(query)
         return {"rag_context": "", "rag_recent": ""}
 

@@ -277,7 +277,8 @@ def _prompt(args: argparse.Namespace) -> int:
         except ValueError:
             path = args.file.name
     inputs = PromptInputs(
-        selection=text, question=args.question, path=path, language=language_for(path), start_line=first, end_line=last
+        selection=text, question=args.question, path=path, language=language_for(path), start_line=first,
+        end_line=last, uri=args.file.resolve().as_uri() if args.file else "",
     )
 
     async def run() -> int:

@@ -64,7 +64,13 @@ async def _demo(model: Path | None) -> int:
     source.write_text(SAMPLE)
     uri = file_uri(source)
 
-    session = EditorSession(settings={"model": {"path": str(model)}, "completion": {"max_tokens": 24, "max_lines": 3}})
+    # Memories in the embedded store (SQLite), kept inside the demo's folder.
+    settings = {
+        "model": {"path": str(model)},
+        "completion": {"max_tokens": 24, "max_lines": 3},
+        "memory": {"sqlite_path": str(workdir / "memories.sqlite3"), "journal_dir": str(workdir / "journal")},
+    }
+    session = EditorSession(settings=settings, root=workdir)
     print("Starting `gemma-lsp serve` over stdio and initializing...")
     init = await session.start()
     caps = init.capabilities
@@ -111,6 +117,8 @@ async def _demo(model: Path | None) -> int:
         print(f"\nAfter typing one character, inlineCompletion again ({keystroke_ms:.0f} ms):")
         print(f"  {_how_served(stats)}")
 
+        await _show_prompt(session, uri)
+
         info = stats.get("model") or {}
         print("\nTimings")
         print(f"  model load:        {stats.get('last_load_ms') or 0:.0f} ms "
@@ -122,6 +130,18 @@ async def _demo(model: Path | None) -> int:
     for message in session.messages:
         print(f"  server said: {message}")
     return 0
+
+
+async def _show_prompt(session, uri: str) -> None:
+    """Remember a note, then render the 'explain' template for is_prime: the note comes back in it."""
+    note = "Primes: 0 and 1 are not prime, and neither is any negative number."
+    await session.execute("gemma.memory.remember", {"text": note, "tags": ["math"]})
+    first = SAMPLE.split("\n").index("def is_prime(n: int) -> bool:")
+    selection = {"start": {"line": first, "character": 0}, "end": {"line": CURSOR[0], "character": 0}}
+    rendered = await session.execute("gemma.prompt.render", {"template": "explain", "uri": uri, "range": selection})
+    print(f"\nRemembered a note, then rendered the 'explain' prompt for is_prime "
+          f"({rendered['context_ms']:.1f} ms to retrieve its memories; template {rendered['path']}):")
+    print("\n".join(f"    | {text}" for text in rendered["text"].rstrip("\n").split("\n")))
 
 
 def _how_served(stats: dict) -> str:

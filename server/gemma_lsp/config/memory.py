@@ -101,7 +101,7 @@ class RankingSettings(BaseModel):
     common_term_ratio: float = Field(
         default=0.5, gt=0, le=1,
         description="In queries of more than 8 distinct terms, skip terms found in more than this share of "
-        "the documents (their idf is small and their postings long); 1.0 = never skip.",
+        "the documents (their idf is small and their postings long) and in at least 1,000 of them; 1.0 = never skip.",
     )  # fmt: skip
 
 

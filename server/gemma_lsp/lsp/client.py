@@ -38,6 +38,7 @@ class EditorSession:
     """One server process and the documents open in it."""
 
     settings: dict[str, Any] = field(default_factory=dict)
+    root: Path | None = None  # the workspace folder (None: no workspace)
     server_args: list[str] = field(default_factory=list)
     messages: list[str] = field(default_factory=list)
     progress: list[str] = field(default_factory=list)
@@ -75,7 +76,7 @@ class EditorSession:
             lsp.InitializeParams(
                 capabilities=CLIENT_CAPABILITIES,
                 process_id=None,
-                root_uri=None,
+                root_uri=file_uri(self.root) if self.root is not None else None,
                 initialization_options={"gemma": self.settings},
             )
         )
@@ -134,6 +135,11 @@ class EditorSession:
                 position=lsp.Position(line=line, character=character),
             )
         )
+
+    async def execute(self, command: str, argument: dict[str, Any] | None = None) -> Any:
+        """``workspace/executeCommand`` with one object argument; the result as plain values."""
+        params = lsp.ExecuteCommandParams(command=command, arguments=[argument] if argument is not None else None)
+        return plain(await self.client.workspace_execute_command_async(params))
 
     async def stats(self) -> dict[str, Any]:
         result = await self.client.protocol.send_request_async(STATS_METHOD, None)

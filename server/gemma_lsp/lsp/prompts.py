@@ -49,7 +49,8 @@ async def render_for(ls: GemmaLanguageServer, command: str, arg: dict) -> dict:
         if arg.get("range") is not None and not text:
             text, start_line, end_line = selected_text(ls.documents, command, uri, arg["range"])
     inputs = PromptInputs(
-        selection=text, question=question, path=path, language=language, start_line=start_line, end_line=end_line
+        selection=text, question=question, path=path, language=language, start_line=start_line, end_line=end_line,
+        uri=uri if isinstance(uri, str) else "",
     )
     settings = ls.settings.prompts
     context = ls.memory.context_for if ls.memory is not None else None

@@ -50,6 +50,7 @@ from gemma_lsp.config.memory import RankingSettings, TierHalfLives, TierWeights
 from .model import Change, Kind, Memory, Tier
 
 log = logging.getLogger(__name__)
+COMMON_TERM_MIN_POSTINGS = 1000  # see SearchIndex._lexical
 
 __all__ = [
     "Embedder", "Hit", "RankingSettings", "SearchIndex", "TierWeights", "TierHalfLives",
@@ -607,7 +608,10 @@ class SearchIndex:
             approx = {t: self._approx_df(t) for t in tids}
             ordered = sorted(tids, key=lambda t: (approx[t], t))[: s.max_query_terms]
             if s.common_term_ratio < 1.0:
-                limit = s.common_term_ratio * max(self._n - self._dead, 1)
+                # Skipping is for speed: a term in fewer than COMMON_TERM_MIN_POSTINGS documents is
+                # cheap to score, and in a small corpus (a few files) skipping would drop the very
+                # terms two memories share.
+                limit = max(s.common_term_ratio * max(self._n - self._dead, 1), COMMON_TERM_MIN_POSTINGS)
                 ordered = ordered[:8] + [t for t in ordered[8:] if approx[t] <= limit]
             tids = set(ordered)
         if ns_code is None:

@@ -20,7 +20,7 @@ from typing import Any
 
 from pydantic import ValidationError
 
-from .context import build_context, build_recent, estimate_tokens, retrieve_chunks
+from .context import build_context, build_recent, estimate_tokens, retrieve_chunks, source_path
 from .indexer import IndexProgress, WorkspaceIndexer
 from .model import Kind, Memory, Source, Tier, namespace_for_workspace
 from .search import Embedder, Hit, RankingSettings, SearchIndex
@@ -153,16 +153,31 @@ class MemoryService:
 
     # ------------------------------------------------------------------ prompts
     async def context_for(
-        self, query: str, budget_tokens: int, recent_budget_tokens: int | None = None, count_tokens=estimate_tokens
+        self,
+        query: str,
+        budget_tokens: int,
+        recent_budget_tokens: int | None = None,
+        count_tokens=estimate_tokens,
+        exclude: tuple[str, int, int] | None = None,
     ) -> dict[str, str]:
         """``rag_context`` (retrieved, within ``budget_tokens``) and ``rag_recent`` (recent episodic
         memories, within ``recent_budget_tokens``: a quarter of ``budget_tokens`` by default) for
-        prompt templates; a ``gemma_lsp.prompts.ContextProvider``."""
+        prompt templates; a ``gemma_lsp.prompts.ContextProvider``.
+
+        ``exclude`` is ``(uri, first_line, last_line)`` (0-based, inclusive) of the code the prompt
+        already shows: memories of that document overlapping those lines are left out, and the
+        search is run again without them, so they do not crowd out the rest.
+        """
         recent_budget = max(1, budget_tokens // 4) if recent_budget_tokens is None else recent_budget_tokens
 
         def run() -> dict[str, str]:
             self._ensure_loaded()
             hits = self.index.search(query, k=20, namespace=self.namespace)
+            if exclude is not None:
+                shown = [h.id for h in hits if _overlaps(h.memory, exclude)]
+                if shown:
+                    hits = self.index.search(query, k=20, namespace=self.namespace, exclude_ids=shown)
+                    hits = [h for h in hits if not _overlaps(h.memory, exclude)]
             recent = self.store.query(self.namespace, tiers=[Tier.episodic], limit=20)
             root = str(self.root) if self.root else None
             return {
@@ -247,3 +262,17 @@ class MemoryService:
 
         return await self._run(run)
 
+
+
+def _overlaps(memory: Memory, span: tuple[str, int, int]) -> bool:
+    """Whether ``memory`` comes from the document ``span[0]`` and covers any of its lines ``span[1:]``."""
+    if memory.source is None:
+        return False
+    uri, first, last = span
+    if source_path(memory.source.uri) != source_path(uri):
+        return False
+    rng = memory.source.range
+    if rng is None:
+        return True  # the whole document
+    end = rng.end.line - 1 if rng.end.character == 0 and rng.end.line > rng.start.line else rng.end.line
+    return rng.start.line <= last and first <= end

@@ -30,8 +30,9 @@ def language_for(path: str) -> str:
     return _LANGUAGE_IDS.get(path[dot:].lower(), "") if dot >= 0 else ""
 
 
-# (query, rag budget, recent budget) -> {"rag_context": str, "rag_recent": str}
-ContextProvider = Callable[[str, int, int], Awaitable[dict[str, str]]]
+# (query, rag budget, recent budget, exclude=(uri, first line, last line) 0-based or None)
+#   -> {"rag_context": str, "rag_recent": str}
+ContextProvider = Callable[..., Awaitable[dict[str, str]]]
 
 
 @dataclass(frozen=True)
@@ -42,6 +43,13 @@ class PromptInputs:
     language: str = ""
     start_line: int = 0  # 1-based; 0 = no selection
     end_line: int = 0
+    uri: str = ""  # the document the selection is in: its overlapping memories are not repeated
+
+    def shown(self) -> tuple[str, int, int] | None:
+        """The document lines the prompt already shows (0-based, inclusive), for the context provider."""
+        if not self.uri or self.start_line <= 0:
+            return None
+        return self.uri, self.start_line - 1, max(self.start_line, self.end_line) - 1
 
     def lines(self) -> str:
         if self.start_line <= 0:
@@ -89,7 +97,7 @@ async def render_prompt(
     if context is not None and template.uses_memories and query:
         rag = template.rag_budget_tokens if template.rag_budget_tokens is not None else rag_budget_tokens
         recent = template.recent_budget_tokens if template.recent_budget_tokens is not None else recent_budget_tokens
-        blocks.update(await context(query, rag, recent))
+        blocks.update(await context(query, rag, recent, exclude=inputs.shown()))
     context_ms = (time.perf_counter() - started) * 1000
     values = {**asdict(inputs), "selection": inputs.selection.rstrip("\r\n"), "lines": inputs.lines(), **blocks}
     text = template.render(values)
