@@ -25,6 +25,13 @@ def test_the_report_has_one_row_per_preset_and_shape():
         assert row["ratio_p50"] == pytest.approx(row["ours_ms"]["p50"] / row["native_ms"]["p50"], rel=1e-2)
 
 
+def test_the_report_has_a_same_run_exp_floor():
+    report = run_sampling_bench(repeats=3, vocab=2048)
+    floor = report["floor_ms"]
+    assert set(floor) == {"exp_p50", "what"}
+    assert floor["exp_p50"] > 0 and "exp" in floor["what"]
+
+
 def test_main_prints_one_json_object(capsys):
     assert main(["--json", "--repeats", "2", "--vocab", "1024"]) == 0
     report = json.loads(capsys.readouterr().out)

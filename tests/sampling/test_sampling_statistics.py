@@ -138,6 +138,33 @@ def test_mirostat_draws_from_its_truncated_distribution(shape):
     _assert_matches(_draw(sampler, logits), _softmax_over(logits, kept, 0.9))
 
 
+@pytest.mark.parametrize("shape,tau", [("flat", 7.8), ("peaked", 10.0)])
+def test_mirostat_draws_through_the_mask_of_a_large_cut(shape, tau):
+    """A large vocabulary whose Mirostat cut keeps 14,000-37,000 of 65,536 tokens: the set stays
+    dense and the draw goes through the mask's block sums."""
+    from gemma_lsp.sampling import Candidates, TemperatureScaling
+    from gemma_lsp.sampling.selection import SPARSE_DRAW_LIMIT
+
+    logits = _logits(LARGE, shape, seed=4)
+    stage = MirostatV2(tau=tau, eta=1e-12)
+    c = Candidates(logits)
+    TemperatureScaling(0.9).apply(c)
+    stage.truncate(c)
+    assert c.is_dense and SPARSE_DRAW_LIMIT < c.size < LARGE
+    x = logits.astype(np.float64) / 0.9
+    probs = np.exp(x - x.max())
+    probs /= probs.sum()
+    kept = np.flatnonzero(-np.log2(probs) <= stage.mu)
+    assert abs(kept.size - c.size) <= 2  # float32 against float64 at the edge
+    specs = [{"type": "temperature", "temperature": 0.9}, {"type": "mirostat_v2", "tau": tau, "eta": 1e-12}]
+    sampler = build_sampler(specs, seed=3)
+    sampler.reset()
+    counts = _draw(sampler, logits, draws=3_000)
+    drawn = np.flatnonzero(counts)
+    assert np.all(-np.log2(probs[drawn]) <= stage.mu + 1e-6), "drew a token outside the cut"
+    _assert_matches(counts, _softmax_over(logits, np.union1d(kept, drawn), 0.9))
+
+
 def test_the_chi_square_check_would_catch_a_wrong_distribution():
     """Power check: draws at temperature 0.7 do not pass for the distribution at 0.85."""
     logits = _logits(60, "peaked", seed=3)

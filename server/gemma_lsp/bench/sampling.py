@@ -22,6 +22,12 @@ Logit shapes (262,144 tokens by default, Gemma 3's vocabulary):
 Eight different logit vectors per shape are cycled through. The penalties preset starts each
 run with 64 random tokens of history, so its penalties apply. This module also provides the
 native chain used by the parity tests (:class:`NativeChain`).
+
+The report also gives a floor measured in the same run, ``floor_ms.exp_p50``: the median time of
+one numpy float32 ``exp`` over a logit vector (a tenth of ``--repeats`` of them next to every
+row, with the same cache treatment). Mirostat and typical-p need every token's probability, so
+neither can take less than that; on the shared 2-core test machine it alone varies between
+~0.33 and ~0.6 ms from run to run, which is why absolute figures should be read against it.
 """
 
 from __future__ import annotations
@@ -54,6 +60,7 @@ GEMMA3_VOCAB = 262_144
 SHAPES = ("peaked", "flat")
 LOGIT_VECTORS = 8
 WARMUP = 3
+FLOOR_WHAT = "one numpy float32 exp over the vocabulary"
 
 # The benchmark's presets are fixed here on purpose: the built-in config presets may be tuned
 # later, and the figures must stay comparable from run to run.
@@ -262,12 +269,30 @@ def _time_preset(
         native.close()
 
 
+def _time_exp(vectors: list[np.ndarray], repeats: int, cold: bool) -> list[float]:
+    """Seconds of one numpy float32 ``exp`` over a whole logit vector (into a reused buffer)."""
+    out = np.empty_like(vectors[0])
+    flush = np.zeros(16 * 1024 * 1024, dtype=np.float32) if cold else None
+    seconds: list[float] = []
+    clock = time.perf_counter
+    for step in range(repeats):
+        if flush is not None:
+            flush.fill(step)
+        t0 = clock()
+        np.exp(vectors[step % len(vectors)], out=out)
+        seconds.append(clock() - t0)
+    return seconds
+
+
 def run_sampling_bench(repeats: int = 100, vocab: int = GEMMA3_VOCAB, seed: int = 0, cold: bool = False) -> dict:
     """Time every preset on every shape; the JSON object that ``--json`` prints."""
     results = []
+    exp_s: list[float] = []
     for shape in SHAPES:
         vectors = [make_logits(shape, vocab, seed=seed * 1000 + i) for i in range(LOGIT_VECTORS)]
         for preset, specs in BENCH_PRESETS.items():
+            # the floor is sampled next to every row, so it sees the same machine as the rows
+            exp_s += _time_exp(vectors, max(4, repeats // 10), cold)
             ours_s, native_s = _time_preset(specs, vectors, repeats, seed, cold)
             ours_ms, native_ms = _percentiles(ours_s), _percentiles(native_s)
             results.append(
@@ -279,7 +304,9 @@ def run_sampling_bench(repeats: int = 100, vocab: int = GEMMA3_VOCAB, seed: int 
                     "ratio_p50": round(ours_ms["p50"] / native_ms["p50"], 4) if native_ms["p50"] else None,
                 }
             )
-    return {"vocab": vocab, "repeats": repeats, "caches": "cold" if cold else "warm", "results": results}
+    floor = {"exp_p50": _percentiles(exp_s)["p50"], "what": FLOOR_WHAT}
+    caches = "cold" if cold else "warm"
+    return {"vocab": vocab, "repeats": repeats, "caches": caches, "floor_ms": floor, "results": results}
 
 
 def _table(report: dict) -> str:
@@ -294,6 +321,7 @@ def _table(report: dict) -> str:
         )
     ratios = [row["ratio_p50"] for row in report["results"]]
     lines.append(f"median ratio {statistics.median(ratios):.3f}")
+    lines.append(f"floor: {report['floor_ms']['what']}, p50 {report['floor_ms']['exp_p50']:.3f} ms")
     return "\n".join(lines)
 
 

@@ -23,6 +23,7 @@ import threading
 import numpy as np
 
 from .errors import InvalidLogits
+from .vector import nonzero_positions
 
 # How the arrays of a sparse set are ordered (dense sets are always in id order).
 ORDER_BY_ID = "id"  # ascending token id
@@ -45,6 +46,7 @@ class Workspace:
     def __init__(self, n_vocab: int) -> None:
         self.n_vocab = n_vocab
         self._arrays: dict[str, np.ndarray] = {}
+        self._handouts: dict[str, int] = {}
         self._token_ids: np.ndarray | None = None
 
     @classmethod
@@ -59,10 +61,20 @@ class Workspace:
         return workspace
 
     def array(self, name: str, dtype: type = np.float32) -> np.ndarray:
+        self._handouts[name] = self._handouts.get(name, 0) + 1
         arr = self._arrays.get(name)
         if arr is None or arr.dtype != dtype:
             arr = self._arrays[name] = np.empty(self.n_vocab, dtype=dtype)
         return arr
+
+    def current(self, name: str) -> np.ndarray:
+        """The array :meth:`array` last handed out as ``name`` (not counted as a handout)."""
+        return self._arrays[name]
+
+    def handouts(self, name: str) -> int:
+        """How many times :meth:`array` handed out ``name``: while this does not change, nobody
+        can have written to it (see :meth:`Cut.remember_mask`)."""
+        return self._handouts.get(name, 0)
 
     @property
     def token_ids(self) -> np.ndarray:
@@ -81,7 +93,7 @@ class Cut:
     those listed in ``excluded`` (ties at the cut go to the lower token ids).
     """
 
-    __slots__ = ("key", "bound", "keep_high", "excluded", "count")
+    __slots__ = ("key", "bound", "keep_high", "excluded", "count", "_known_mask")
 
     def __init__(self, key: np.ndarray, bound: float, keep_high: bool, excluded: np.ndarray, count: int) -> None:
         self.key = key
@@ -89,6 +101,21 @@ class Cut:
         self.keep_high = keep_high
         self.excluded = excluded
         self.count = count
+        self._known_mask: tuple[Workspace, str, int, np.ndarray] | None = None
+
+    def remember_mask(self, workspace: Workspace, name: str) -> "Cut":
+        """Record that workspace array ``name`` holds this cut's membership mask right now (the
+        stage that made the cut computed it anyway): :meth:`known_mask` returns it until the
+        array is handed out again. Saves materialising a large cut a compare (~0.03 ms)."""
+        self._known_mask = (workspace, name, workspace.handouts(name), workspace.current(name))
+        return self
+
+    def known_mask(self) -> np.ndarray | None:
+        """The mask recorded by :meth:`remember_mask`, if nobody can have written over it since."""
+        if self._known_mask is None:
+            return None
+        workspace, name, stamp, mask = self._known_mask
+        return mask if workspace.handouts(name) == stamp else None
 
     def contains(self, position: int) -> bool:
         k = self.key[position]
@@ -137,15 +164,28 @@ class DenseWeights:
         return float(self.block_cumsum()[-1])
 
 
-def block_cumsum(values: np.ndarray) -> np.ndarray:
-    """Cumulative sums (float64) of consecutive blocks of ``BLOCK`` values (the last may be short)."""
+def block_cumsum(values: np.ndarray, mask: np.ndarray | None = None) -> np.ndarray:
+    """Cumulative sums (float64) of consecutive blocks of ``BLOCK`` values (the last may be short);
+    with a bool ``mask``, of the values where it is True.
+
+    einsum's row sums are 2.5x faster than ``.sum(axis=1)`` here, as accurate. With a mask,
+    einsum multiplies by the bool operand itself: 0.08 ms at 262,144 tokens, where writing
+    ``values * mask`` first (a bool to float32 cast) and summing that took 0.12 ms.
+    """
     n = values.shape[0]
     full = n // BLOCK
     sums = np.empty(full + (1 if n % BLOCK else 0), dtype=np.float64)
-    if full:  # einsum's row sums: 2.5x faster than .sum(axis=1) here, as accurate
-        sums[:full] = np.einsum("ij->i", values[: full * BLOCK].reshape(full, BLOCK))
+    if full:
+        head = values[: full * BLOCK].reshape(full, BLOCK)
+        if mask is None:
+            sums[:full] = np.einsum("ij->i", head)
+        else:
+            sums[:full] = np.einsum("ij,ij->i", head, mask[: full * BLOCK].reshape(full, BLOCK))
     if n % BLOCK:
-        sums[full] = values[full * BLOCK :].sum(dtype=np.float64)
+        tail = values[full * BLOCK :]
+        if mask is not None:
+            tail = tail[mask[full * BLOCK :]]
+        sums[full] = tail.sum(dtype=np.float64)
     return np.cumsum(sums, out=sums)
 
 
@@ -395,7 +435,10 @@ class Candidates:
             logits = self.logits
             owned = False
         else:
-            ids = np.flatnonzero(self.cut.mask(self.workspace.array("mask", np.bool_)))
+            mask = self.cut.known_mask()
+            if mask is None:
+                mask = self.cut.mask(self.workspace.array("mask", np.bool_))
+            ids = nonzero_positions(mask, self.cut.count)
             logits = self.logits[ids]
             owned = True
             self._max = None  # the cut may have removed the maximum

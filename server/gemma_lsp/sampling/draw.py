@@ -13,20 +13,23 @@ from .candidates import BLOCK, block_cumsum
 
 def draw_index(weights: np.ndarray, u: float) -> int:
     """An index ``i`` with probability ``weights[i] / weights.sum()``, for ``u`` uniform in [0, 1)."""
-    if weights.shape[0] <= 4 * BLOCK:
+    if weights.shape[0] <= 16 * BLOCK:  # a plain cumsum is as fast up to ~4,096 weights
         cum = np.cumsum(weights, dtype=np.float64)
         return _index_in(weights, cum, u * cum[-1])
     return draw_index_blocked(weights, block_cumsum(weights), u)
 
 
-def draw_index_blocked(weights: np.ndarray, cum_blocks: np.ndarray, u: float) -> int:
-    """:func:`draw_index` given ``block_cumsum(weights)`` (reused across draws)."""
+def draw_index_blocked(weights: np.ndarray, cum_blocks: np.ndarray, u: float, mask: np.ndarray | None = None) -> int:
+    """:func:`draw_index` given ``block_cumsum(weights)`` (reused across draws). With a bool
+    ``mask``, from the weights where it is True, given ``block_cumsum(weights, mask)``."""
     target = u * cum_blocks[-1]
     b = min(int(np.searchsorted(cum_blocks, target, side="right")), cum_blocks.shape[0] - 1)
     while b > 0 and cum_blocks[b] == cum_blocks[b - 1]:  # an empty block (rounding at its edge)
         b -= 1
     start = b * BLOCK
     segment = weights[start : start + BLOCK]
+    if mask is not None:
+        segment = segment * mask[start : start + BLOCK]
     cum = np.cumsum(segment, dtype=np.float64)
     before = cum_blocks[b - 1] if b else 0.0
     return start + _index_in(segment, cum, target - before)

@@ -22,6 +22,7 @@ import numpy as np
 from .candidates import ORDER_BY_ID, ORDER_BY_LOGIT, Candidates, Cut
 from .masscut import SMALL, canonical_order, prefix_reaching
 from .stage import Stage
+from .vector import nonzero_positions
 
 ROUNDING_MARGIN = 1e-6  # relative slack before a bound is trusted to decide a cut
 EXTRACT_LIMIT = 4096  # larger threshold-defined sets stay dense (a lazy cut)
@@ -210,12 +211,8 @@ def _keep_top(c: Candidates, count: int) -> None:
     TopK(count).apply_sparse(c)
 
 
-def _scratch(workspace, n: int) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
-    return (
-        workspace.array("scratch.mask", np.bool_)[:n],
-        workspace.array("scratch.mask2", np.bool_)[:n],
-        workspace.array("scratch.f32", np.float32)[:n],
-    )
+def _scratch(workspace, n: int) -> tuple[np.ndarray, np.ndarray]:
+    return workspace.array("scratch.mask", np.bool_)[:n], workspace.array("scratch.mask2", np.bool_)[:n]
 
 
 class _DenseTopByLogit:
@@ -274,7 +271,10 @@ class _DenseTopByLogit:
             if best_len == best_count:
                 if best_count > EXTRACT_LIMIT and (topp is None or self._top_p_keeps_all_above(topp, best, best_count)):
                     # Large and defined by a threshold: stay dense; selectors draw from it directly.
-                    self.c.set_cut(Cut(self.logits, float(best), True, _NONE, best_count))
+                    cut = Cut(self.logits, float(best), True, _NONE, best_count)
+                    if self._mask_for is best:  # self.mask holds it: a later extraction reuses it
+                        cut.remember_mask(self.c.workspace, "mask")
+                    self.c.set_cut(cut)
                     return
                 ids, band = self._extract_above(best, best_count, with_band=topp is not None)
                 order = ORDER_BY_ID
@@ -294,13 +294,13 @@ class _DenseTopByLogit:
         """Ids of the tokens with ``logit >= threshold`` and, if asked and there are not too many,
         the logits of those in the band ``BAND_DEPTH`` under it (both from one extraction)."""
         if with_band and self._count_at_least(threshold - np.float32(BAND_DEPTH)) - count <= BAND_LIMIT:
-            positions = np.flatnonzero(self.mask)
+            positions = nonzero_positions(self.mask)
             values = self.logits[positions]
             above = values >= threshold
             return positions[above], values[~above]
         if self._mask_for is not threshold:  # the mask may hold another threshold by now
             self._count_at_least(threshold)
-        return np.flatnonzero(self.mask), None
+        return nonzero_positions(self.mask, count), None
 
     def _run_in_order(self) -> None:
         """General case: walk the filters in order over prefix lengths of the sorted tokens."""
@@ -339,7 +339,7 @@ class _DenseTopByLogit:
         """Token ids of the top-``extent`` prefix, and their order."""
         for i, threshold in thresholds.items():
             if lengths[i] == extent and self._count_at_least(threshold) == extent:
-                return np.flatnonzero(self.mask), ORDER_BY_ID
+                return nonzero_positions(self.mask, extent), ORDER_BY_ID
         return top_positions_dense(self.logits, extent, self.mask), ORDER_BY_LOGIT
 
     def _top_p_of_prefix(
@@ -392,7 +392,7 @@ class _DenseTopByLogit:
             if mass + band_mass > target:
                 return None
         elif self._count_at_least(floor - BAND_DEPTH) - size <= BAND_LIMIT:
-            band_logits = self.logits[np.flatnonzero(self.mask)]
+            band_logits = self.logits[nonzero_positions(self.mask)]
             below = band_logits < np.float32(floor)
             band_mass = float(np.sum(np.exp(band_logits[below] - np.float32(self.max)), dtype=np.float64))
             # tokens tied with S's smallest logit but left out of S (a top-k cut inside a tie)
@@ -448,7 +448,7 @@ def top_positions_dense(logits: np.ndarray, k: int, mask: np.ndarray) -> np.ndar
     rank = min(sample.shape[0] - 1, int(1.5 * k / stride) + 4)
     while True:
         threshold = np.partition(sample, sample.shape[0] - 1 - rank)[sample.shape[0] - 1 - rank]
-        ids = np.flatnonzero(np.greater_equal(logits, threshold, out=mask))
+        ids = nonzero_positions(np.greater_equal(logits, threshold, out=mask))
         if ids.shape[0] >= k:
             return ids[top_positions(logits[ids], ids, k)]
         if rank == sample.shape[0] - 1:  # pragma: no cover - sample minimum still too high

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import numpy as np
 
-from .candidates import Candidates, Cut
+from .candidates import ORDER_BY_ID, Candidates, Cut
 from .masscut import SMALL, prefix_reaching
 from .stage import Stage
 from .vector import dot, weighted_sum
@@ -52,7 +52,7 @@ class Typical(Stage):
         centre = dot(weights[live], logits[live].astype(np.float64)) / total
         keys = np.abs(logits.astype(np.float64) - centre)
         n = logits.shape[0]
-        scratch = (np.empty(n, np.bool_), np.empty(n, np.bool_), np.empty(n, np.float32))
+        scratch = (np.empty(n, np.bool_), np.empty(n, np.bool_))
         cut = prefix_reaching(
             keys, weights, self.p * total, ids=c.ids, strict=True, min_keep=self.min_keep, total=total,
             scratch=scratch,
@@ -70,15 +70,14 @@ class Typical(Stage):
         keys = ws.array("typical.keys")
         np.subtract(logits, np.float32(centre), out=keys)
         np.abs(keys, out=keys)
-        scratch = (
-            ws.array("scratch.mask", np.bool_),
-            ws.array("scratch.mask2", np.bool_),
-            ws.array("scratch.f32", np.float32),
-        )
+        scratch = (ws.array("scratch.mask", np.bool_), ws.array("scratch.mask2", np.bool_))
         cut = prefix_reaching(
             keys, dense.values, self.p * total, strict=True, min_keep=self.min_keep, total=total, scratch=scratch
         )
         if cut.count >= c.n_vocab:
+            return
+        if cut.members is not None and cut.count <= MATERIALIZE_LIMIT:  # extracted on the way
+            c.keep_sparse(cut.members, logits[cut.members], ORDER_BY_ID)
             return
         c.set_cut(Cut(keys, cut.bound, False, cut.excluded, cut.count))
         if cut.count <= MATERIALIZE_LIMIT:
