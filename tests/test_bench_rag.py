@@ -68,10 +68,17 @@ def test_bench_rag_json_smoke(capsys):
         assert "dense" in report["skipped"]
     else:
         assert 1 <= dense["chunks"] <= 2000 and dense["vectors"] == dense["chunks"] and dense["dim"] == 64
-        assert dense["embed_chunks_per_s"] > 0
+        assert dense["embed_chunks_per_s"] > 0 and dense["embed_chunks_per_s_server_default"] > 0
+        assert dense["workers"] >= 1 and dense["threads_per_worker"] == 1
+        # the --dense-seconds cap: when it cut the corpus short, the report says so
         assert (dense["why_subset"] is None) == (dense["chunks"] == 2000)
+        if dense["why_subset"]:
+            assert "--dense-seconds cap of 2 s" in dense["why_subset"]
         check_latency(dense["hybrid_retrieval_ms"], 3)
         check_latency(dense["hybrid_search_only_ms"], 3)
+        check_latency(dense["dense_search_only_ms"], 3)
+        check_latency(dense["matvec_ms"], 3)
+        assert set(dense["dense_search_only_ms"]["recall_at_10"]) == set(rag.QUERY_KINDS)
 
     assert set(report["targets"]) == {
         "retrieval_p95_embedded_le_15ms", "retrieval_p95_redis_le_25ms", "injection_p95_le_25ms",
@@ -84,3 +91,15 @@ def test_bench_rag_table_without_redis_or_dense(capsys):
     assert rag.main(["--quiet", "--chunks", "300", "--queries", "3", "--no-redis", "--no-dense"]) == 0
     out = capsys.readouterr().out
     assert "retrieval embedded" in out and "skipped redis: --no-redis" in out and "skipped dense: --no-dense" in out
+
+
+
+def test_bench_rag_dense_embeds_every_chunk_by_default(capsys):
+    pytest.importorskip("llama_cpp")
+    assert rag.main(["--json", "--quiet", "--chunks", "300", "--queries", "3", "--no-redis", "--dense-queries", "6"]) == 0
+    dense = json.loads(capsys.readouterr().out)["dense"]
+    assert dense["chunks"] == dense["of_chunks"] == dense["vectors"] == 300 and dense["why_subset"] is None
+    assert dense["embed_s"] > 0 and dense["embed_wall_s"] >= dense["embed_s"]
+    # the code around a cursor finds its chunk with both retrievers
+    assert dense["hybrid_retrieval_ms"]["recall_at_10"]["code"] == 1.0
+    assert dense["dense_search_only_ms"]["queries"] == 6

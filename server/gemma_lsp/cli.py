@@ -26,9 +26,10 @@ def _parser() -> argparse.ArgumentParser:
     d.add_argument("--model", type=Path, help="a Gemma GGUF file (default: a tiny random test model)")
 
     m = sub.add_parser("make-test-model", help="write a random-weight Gemma-family GGUF for tests")
-    m.add_argument("--arch", choices=["gemma", "gemma2", "gemma3"], default="gemma3")
+    m.add_argument("--arch", choices=["gemma", "gemma2", "gemma3", "gemma-embedding"], default="gemma3")
     m.add_argument("--out", type=Path, required=True)
-    m.add_argument("--preset", choices=["tiny", "270m-shape"], default="tiny")
+    m.add_argument("--preset", choices=["tiny", "270m-shape", "embedding"], default="tiny",
+                   help="embedding: a small EmbeddingGemma-shaped encoder (use with --arch gemma-embedding)")
     m.add_argument("--vocab-size", type=int, help="pad the vocabulary to this many tokens (262144 = Gemma 3's)")
     m.add_argument("--seed", type=int, default=0)
 

@@ -20,16 +20,22 @@ makes:
   the identifier splitting can match it) and ``code`` (6-12 lines of a chunk, the last one cut
   mid-line, as the code around a cursor). ``recall_at_10`` is the share of queries whose source
   chunk is among the hits (a sanity check, not a quality benchmark).
-* ``injection_ms``: ``MemoryService.context_for(query, budget)``, what prompt templates get: search
-  (k=20) + the recent episodic memories + ``build_context`` / ``build_recent`` selecting within
-  ``--budget`` tokens and rendering the prompt blocks (embedded store; Redis too when available).
-* ``dense``: hybrid (BM25 + cosine, fused) with an embedder backed by
-  ``LlamaCppBackend.embed`` on the tiny random-weight test model (64-wide) written to a temp dir.
-  Chunks are embedded in order, 64 per call, until all are done or ``--dense-seconds`` have passed
-  (the measured rate decides N; ``dense.chunks`` says how many); those N, their vectors stored with
-  them, make the dense corpus.
-  Reported: the rate, hybrid ``MemoryService.search`` latency (query embedding included) and the
-  search alone with the query vector given.
+* ``injection_ms``: the built-in ``chat`` prompt template rendered for the query with its memories
+  (``gemma_lsp.prompts.render_prompt`` with ``MemoryService.context_for``): search (k=20) + the
+  recent episodic memories + ``build_context`` / ``build_recent`` selecting within ``--budget``
+  tokens + the template rendered with ``rag_context`` and ``rag_recent`` (embedded store; Redis
+  too when available).
+* ``dense``: dense retrieval with the server's embedder, ``GgufEmbedder`` (engine/embedder.py), on
+  an EmbeddingGemma-shaped random-weight test model written to a temp dir (``gemma-embedding``,
+  preset ``embedding``: 6 layers, 64-wide vectors, mean pooling, no output head), one worker
+  context per core. Every chunk is embedded (in calls of ``DENSE_EMBED_BATCH`` texts) unless
+  ``--dense-seconds`` caps the time: then only the chunks embedded within the cap make the dense
+  corpus and ``dense.why_subset`` says so. The vectors are stored with the memories (as the
+  server's carry them) and the index is built from the store. Reported: the embedding rate (and
+  the server's default of one worker, on a sample), hybrid ``MemoryService.search`` latency (query
+  embedding included) and recall, the hybrid search alone with the query vector given, the dense
+  retriever alone (``SearchIndex.search`` with an empty query and the query vector) with its
+  recall, and the bare float32 mat-vec over all N vectors (the core of dense scoring).
 
 Numbers are measured, never estimated: a part that could not run is ``null`` with its reason under
 ``skipped``.
@@ -61,6 +67,7 @@ from gemma_lsp.memory.context import estimate_tokens
 from gemma_lsp.memory.model import Kind, Position, Range, Source
 from gemma_lsp.memory.service import MemoryService
 from gemma_lsp.memory.store import MemoryStore
+from gemma_lsp.prompts import PromptInputs, PromptLibrary, builtin_prompt_dir, render_prompt
 
 from .common import percentiles
 
@@ -265,29 +272,29 @@ class RedisProcess:
 # --------------------------------------------------------------------------------------------
 
 
-class BackendEmbedder:
-    """The ``Embedder`` protocol over ``LlamaCppBackend.embed``, counting texts and time."""
+DENSE_EMBED_BATCH = 256  # texts per embed call: large enough to keep every worker busy, small enough for the cap
 
-    def __init__(self, backend: Any) -> None:
-        self.backend = backend
+
+class CountingEmbedder:
+    """The ``Embedder`` protocol over another embedder, counting texts and time."""
+
+    def __init__(self, embedder: Any) -> None:
+        self.embedder = embedder
         self.texts = 0
         self.seconds = 0.0
 
     def embed(self, texts: list[str]) -> np.ndarray:
         started = time.perf_counter()
-        out = self.backend.embed(list(texts))
+        out = self.embedder.embed(list(texts))
         self.seconds += time.perf_counter() - started
         self.texts += len(texts)
         return out
 
 
-def _load_test_backend(workdir: Path) -> Any:
-    from gemma_lsp.config.models import ModelSettings
-    from gemma_lsp.engine.llamacpp import LlamaCppBackend
+def _write_embedding_model(workdir: Path) -> Path:
     from gemma_lsp.engine.testmodel import write_test_model
 
-    path = write_test_model(workdir / "gemma3-tiny.gguf", arch="gemma3", preset="tiny")
-    return LlamaCppBackend.load(ModelSettings(path=path, n_ctx=2048))
+    return write_test_model(workdir / "gemma-embedding-test.gguf", arch="gemma-embedding", preset="embedding")
 
 
 # --------------------------------------------------------------------------------------------
@@ -358,16 +365,27 @@ def _retrieval(loop: _Loop, service: MemoryService, queries: list[tuple[str, str
 _HEADER = re.compile(r"^# \S+:\d+", re.M)
 
 
+INJECTION_TEMPLATE = "chat"  # a built-in template that uses both rag_context and rag_recent
+
+
 def _injection(loop: _Loop, service: MemoryService, queries: list[tuple[str, str, str]], budget: int, warmup: int = 5) -> dict[str, Any]:
+    library = PromptLibrary([builtin_prompt_dir()])
+
+    def render(q: str):
+        return render_prompt(
+            library, INJECTION_TEMPLATE, PromptInputs(question=q), service.context_for,
+            rag_budget_tokens=budget, recent_budget_tokens=max(1, budget // 4),
+        )  # fmt: skip
+
     for _, q, _ in queries[:warmup]:
-        loop.run(service.context_for(q, budget))
+        loop.run(render(q))
     times, tokens, chunks = [], [], []
     for _, q, _ in queries:
         started = time.perf_counter()
-        blocks = loop.run(service.context_for(q, budget))
+        rendered = loop.run(render(q))
         times.append((time.perf_counter() - started) * 1000)
-        tokens.append(estimate_tokens(blocks["rag_context"]) + estimate_tokens(blocks["rag_recent"]))
-        chunks.append(len(_HEADER.findall(blocks["rag_context"])))
+        tokens.append(estimate_tokens(rendered.rag_context) + estimate_tokens(rendered.rag_recent))
+        chunks.append(len(_HEADER.findall(rendered.rag_context)))
     return {
         **_ms(times), "queries": len(times), "budget_tokens": budget,
         "avg_block_tokens": round(float(np.mean(tokens)), 1) if tokens else 0.0,
@@ -389,26 +407,41 @@ def _run_store(loop: _Loop, store: MemoryStore, corpus: Corpus, queries, *, k: i
     return indexing, retrieval, injection
 
 
-def _dense(loop: _Loop, workdir: Path, corpus: Corpus, *, k: int, seconds: float, max_queries: int, batch: int, log) -> dict[str, Any]:
-    """Embed chunks in order, ``batch`` at a time, until all are done or ``seconds`` have passed
-    (the measured rate decides N); then index those N (their vectors stored with them, as the
-    server's memories carry them) and time hybrid searches on them."""
-    backend = _load_test_backend(workdir)
+def _dense(loop: _Loop, workdir: Path, corpus: Corpus, *, k: int, seconds: float | None, max_queries: int, log) -> dict[str, Any]:
+    """Embed the chunks in order (all of them, or those done within ``seconds``), index them with their
+    vectors stored, and time hybrid and dense-only searches over them."""
+    from gemma_lsp.engine.embedder import GgufEmbedder
+
+    path = _write_embedding_model(workdir)
+    workers = os.cpu_count() or 1
+    memories = corpus.memories
+    # The server's default (one worker, half the cores' threads), on a sample: what indexing costs
+    # while completions keep their share of the machine.
+    sample = [m.text for m in memories[: min(len(memories), 256)]]
+    default = GgufEmbedder(path)
     try:
-        embedder = BackendEmbedder(backend)
-        embedder.embed(["warm up"])  # opens the embedding context: not part of the rate
+        default.embed(["warm up"])
+        started = time.perf_counter()
+        default.embed(sample)
+        default_rate = len(sample) / (time.perf_counter() - started)
+    finally:
+        default.close()
+    engine = GgufEmbedder(path, workers=workers, n_threads=1)
+    try:
+        embedder = CountingEmbedder(engine)
+        embedder.embed(["warm up"] * workers)  # opens the contexts: not part of the rate
         embedder.texts, embedder.seconds = 0, 0.0
-        memories = corpus.memories
         embedded: list[Memory] = []
         started = time.perf_counter()
-        while len(embedded) < len(memories) and time.perf_counter() - started < seconds:
-            part = memories[len(embedded) : len(embedded) + batch]
+        while len(embedded) < len(memories) and (seconds is None or time.perf_counter() - started < seconds):
+            part = memories[len(embedded) : len(embedded) + DENSE_EMBED_BATCH]
             vectors = np.asarray(embedder.embed([m.text for m in part]), dtype=np.float32)
-            embedded += [m.model_copy(update={"embedding": tuple(map(float, v))}) for m, v in zip(part, vectors)]
-        embed_s = time.perf_counter() - started
+            embedded += [m.model_copy(update={"embedding": tuple(v)}) for m, v in zip(part, vectors.tolist())]
+        wall_s = time.perf_counter() - started
+        embed_s = embedder.seconds  # the searches below embed their queries through it too
         n = len(embedded)
         rate = n / embed_s if embed_s else None
-        log(f"dense: embedded {n} chunks in {embed_s:.1f} s ({rate:.1f} chunks/s)")
+        log(f"dense: embedded {n} chunks in {embed_s:.1f} s ({rate:.1f} chunks/s, {workers} workers)")
         subset = Corpus(embedded, corpus.names[:n], 0, 0.0)
         dq = make_queries(subset, max_queries, seed=3)
         store = EmbeddedMemoryStore(MemorySettings(sqlite_path=workdir / "dense.sqlite3", journal_dir=workdir / "j"))
@@ -418,34 +451,61 @@ def _dense(loop: _Loop, workdir: Path, corpus: Corpus, *, k: int, seconds: float
         try:
             indexing = _indexing(loop, service, subset.memories, 1000)
             hybrid = _retrieval(loop, service, dq, k, warmup=2)
-            # the search alone: the query vector given (embedded once, outside the timing)
-            vectors = [np.asarray(embedder.embed([q]), dtype=np.float32).reshape(-1) for _, q, _ in dq]
-            times = []
-            for (_, q, _), vec in zip(dq, vectors):
+            # the searches alone: the query vectors embedded once, outside the timing
+            qvecs = np.asarray(embedder.embed([q for _, q, _ in dq]), dtype=np.float32)
+            search_only, dense_only = [], []
+            dense_found: dict[str, list[bool]] = {kind: [] for kind in QUERY_KINDS}
+            for (kind, q, target), vec in zip(dq, qvecs):
                 t0 = time.perf_counter()
                 service.index.search(q, k=k, namespace=NAMESPACE, query_vector=vec)
-                times.append((time.perf_counter() - t0) * 1000)
+                search_only.append((time.perf_counter() - t0) * 1000)
+                t0 = time.perf_counter()
+                hits = service.index.search("", k=k, namespace=NAMESPACE, query_vector=vec)
+                dense_only.append((time.perf_counter() - t0) * 1000)
+                dense_found[kind].append(any(h.id == target for h in hits))
             stats = service.index.stats()
         finally:
             loop.run(service.close())
+        matvec = _matvec_ms(np.asarray([m.embedding for m in embedded], dtype=np.float32), qvecs, k)
         return {
             "chunks": n, "of_chunks": len(memories),
             "why_subset": None if n == len(memories) else
                 f"embedding ran at {rate:.1f} chunks/s here: all {len(memories)} would take ~{len(memories) / rate:.0f} s, "
-                f"so only the first {n} (embedded within the {seconds:g} s budget) are in the dense index",
-            "model": "test model gemma3/tiny (random weights, n_embd 64) via LlamaCppBackend.embed (mean pooling)",
+                f"so only the first {n} (embedded within the --dense-seconds cap of {seconds:g} s) are in the dense index",
+            "model": "test model gemma-embedding/embedding (random weights, 6 layers, n_embd 64, mean pooling, "
+                     "no output head) via GgufEmbedder",
+            "workers": workers, "threads_per_worker": 1,
             "dim": stats["dim"], "vectors": stats["vectors"],
-            "embed_s": round(embed_s, 3), "embed_chunks_per_s": round(rate, 2) if rate else None,
-            "embed_batch": batch,
+            "embed_s": round(embed_s, 3), "embed_wall_s": round(wall_s, 3),
+            "embed_chunks_per_s": round(rate, 1) if rate else None,
+            "embed_chunks_per_s_server_default": round(default_rate, 1),
+            "server_default_what": f"GgufEmbedder(path) as the server opens it (1 worker), first {len(sample)} chunks",
+            "embed_batch": DENSE_EMBED_BATCH,
             "write_s": indexing["write_s"], "index_build_s": indexing["index_build_s"],
             "index_build_what": "MemoryService.start() over the N chunks, their vectors stored with them",
             "hybrid_retrieval_ms": {**hybrid, "what": "MemoryService.search: query embedding + lexical + dense + RRF "
-                                    "+ store get_many/touch (dense index of the N chunks only)"},
-            "hybrid_search_only_ms": {**_ms(times), "queries": len(times),
+                                    "+ store get_many/touch"},
+            "hybrid_search_only_ms": {**_ms(search_only), "queries": len(search_only),
                                       "what": "SearchIndex.search with query_vector given (no query embedding, no store calls)"},
+            "dense_search_only_ms": {**_ms(dense_only), "queries": len(dense_only),
+                                     "recall_at_10": {kind: round(sum(f) / len(f), 3) for kind, f in dense_found.items() if f},
+                                     "what": "SearchIndex.search('', query_vector=...): the dense retriever alone "
+                                             "(filter mask, mat-vec over all N, top-k, ranking)"},
+            "matvec_ms": {**matvec, "what": f"numpy float32 ({n} x {stats['dim']}) @ query + argpartition top-{k}, "
+                                            "the core of dense scoring"},
         }  # fmt: skip
     finally:
-        backend.close()
+        engine.close()
+
+
+def _matvec_ms(matrix: np.ndarray, queries: np.ndarray, k: int) -> dict[str, Any]:
+    times = []
+    for q in queries:
+        t0 = time.perf_counter()
+        sims = matrix @ q
+        np.argpartition(-sims, min(k, len(sims) - 1))[:k]
+        times.append((time.perf_counter() - t0) * 1000)
+    return {**_ms(times), "queries": len(times)}
 
 
 def run_rag_bench(
@@ -456,8 +516,8 @@ def run_rag_bench(
     budget: int = 1024,
     batch: int = 1000,
     dense: bool = True,
-    dense_seconds: float = 120.0,
-    dense_queries: int = 30,
+    dense_seconds: float | None = None,
+    dense_queries: int = 100,
     redis: bool = True,
     seed: int = 0,
     log: Callable[[str], None] | None = None,
@@ -513,10 +573,11 @@ def run_rag_bench(
             except ImportError:
                 skipped["dense"] = "llama-cpp-python is not installed"
             else:
-                log(f"dense: writing the test model, embedding for up to {dense_seconds:g} s")
+                cap = "all chunks" if dense_seconds is None else f"for up to {dense_seconds:g} s"
+                log(f"dense: writing the embedding test model, embedding {cap}")
                 try:
                     dense_report = _dense(
-                        loop, work, corpus, k=k, seconds=dense_seconds, max_queries=dense_queries, batch=64, log=log
+                        loop, work, corpus, k=k, seconds=dense_seconds, max_queries=dense_queries, log=log
                     )
                 except Exception as exc:  # noqa: BLE001 - reported, not hidden
                     skipped["dense"] = f"dense run failed: {type(exc).__name__}: {exc}"
@@ -538,8 +599,9 @@ def run_rag_bench(
     }
     report["injection_ms"] = {
         **{key: emb_injection[key] for key in ("p50", "p95")},
-        "timed": "per query: MemoryService.context_for(q, budget) = search (k=20) + recent episodic query + "
-        "build_context + build_recent (select within the budget, render the prompt blocks); embedded store",
+        "timed": "per query: render_prompt of the built-in 'chat' template with MemoryService.context_for "
+        "= search (k=20) + recent episodic query + build_context + build_recent (select within the budget) "
+        "+ the template rendered with rag_context and rag_recent; embedded store",
         "embedded": emb_injection,
         "redis": redis_injection,
     }
@@ -596,8 +658,12 @@ def _table(r: dict[str, Any]) -> str:
         lines.append(f"injection (redis):    {_fmt(r['injection_ms']['redis'])}")
     if r["dense"]:
         dn = r["dense"]
-        lines.append(f"dense: {dn['chunks']} of {dn['of_chunks']} chunks at {dn['embed_chunks_per_s']} chunks/s; hybrid search "
-                     f"{_fmt(dn['hybrid_retrieval_ms'])}; search only {_fmt(dn['hybrid_search_only_ms'])}")  # fmt: skip
+        lines.append(f"dense: {dn['chunks']} of {dn['of_chunks']} chunks at {dn['embed_chunks_per_s']} chunks/s "
+                     f"({dn['workers']} workers; server default {dn['embed_chunks_per_s_server_default']}/s)")
+        lines.append(f"dense: hybrid search {_fmt(dn['hybrid_retrieval_ms'])}   recall@10 {dn['hybrid_retrieval_ms']['recall_at_10']}")
+        lines.append(f"dense: hybrid search only {_fmt(dn['hybrid_search_only_ms'])}; dense only "
+                     f"{_fmt(dn['dense_search_only_ms'])}   recall@10 {dn['dense_search_only_ms']['recall_at_10']}; "
+                     f"mat-vec {_fmt(dn['matvec_ms'])}")  # fmt: skip
     for what, why in r["skipped"].items():
         lines.append(f"skipped {what}: {why}")
     lines.append("targets: " + ", ".join(f"{k}={v}" for k, v in r["targets"].items()))
@@ -612,9 +678,10 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--budget", type=int, default=1024, help="prompt-block budget in tokens (default 1024)")
     parser.add_argument("--batch", type=int, default=1000, help="put_many batch size (default 1000)")
     parser.add_argument("--no-dense", action="store_true", help="skip the embedding-model part")
-    parser.add_argument("--dense-seconds", type=float, default=120.0,
-                        help="embed as many chunks as the measured rate allows in this time (default 120)")  # fmt: skip
-    parser.add_argument("--dense-queries", type=int, default=30, help="hybrid queries (default 30)")
+    parser.add_argument("--dense-seconds", type=float, default=None,
+                        help="cap on the embedding time: only the chunks embedded within it make the dense index "
+                             "(default: no cap, every chunk)")  # fmt: skip
+    parser.add_argument("--dense-queries", type=int, default=100, help="dense and hybrid queries (default 100)")
     parser.add_argument("--no-redis", action="store_true", help="skip the Redis store")
     parser.add_argument("--seed", type=int, default=0)
     parser.add_argument("--quiet", action="store_true", help="no progress lines on stderr")

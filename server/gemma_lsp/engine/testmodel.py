@@ -13,7 +13,13 @@ from pathlib import Path
 
 import numpy as np
 
-ARCHES = ("gemma", "gemma2", "gemma3")
+ARCHES = ("gemma", "gemma2", "gemma3", "gemma-embedding")
+
+# llama.cpp runs ``gemma-embedding`` (EmbeddingGemma) with a fixed pattern of five
+# sliding-window layers then one global layer; with fewer than six layers the global
+# attention mask is never used, and this llama.cpp build then aborts the process in its first
+# decode (GGML_ASSERT in llm_graph_input_attn_no_cache::set_input). So such a model needs six.
+MIN_EMBEDDING_LAYERS = 6
 
 # Gemma's own ids for the first four, then the control tokens this project relies on.
 SPECIAL_TOKENS = (
@@ -50,6 +56,45 @@ _WORDS = (
     "impl use mut match type interface export package func go nil err string number void new "
     "this public private static println format get put add size open close read write main"
 ).split()
+# A richer vocabulary for the embedding preset: words that run through code of every kind,
+# each lower-case and Capitalized (for camelCase and PascalCase names). A real Gemma tokenizer
+# (262k pieces) has them all as single tokens. The base vocabulary spells most identifiers
+# letter by letter: a rag-bench code chunk (~1,000 characters) is ~630 tokens with it and ~340
+# with these words (~2.9 characters a token, as digits, "_" and punctuation stay single), and
+# an encoder's attention cost grows with the square of that length.
+_CODE_WORDS = (
+    # verbs
+    "get set add remove delete create update insert find search sort filter map reduce parse "
+    "load save open close read write build check validate render fetch send receive handle "
+    "process run start stop init reset clear flush merge split join resolve compute apply emit "
+    "register encode decode format normalize convert match scan collect group count copy move "
+    "call raise throw catch log show hide enable disable connect bind listen accept respond wait "
+    "lock unlock push pop peek append extend replace strip trim lower upper compare equal hash "
+    "sign verify encrypt decrypt compress extract install configure deploy mock patch wrap "
+    "unwrap serialize dispatch notify subscribe publish schedule retry cancel abort commit "
+    "rollback migrate sync refresh track trace measure "
+    # nouns
+    "data values item items list array table row rows column columns record records field "
+    "fields schema models view views controller service services handler handlers settings "
+    "option options param params argument result results errors warning exception messages "
+    "event events signal signals callback queue stack heap tree node nodes edge edges graph "
+    "vertex batch task tasks job jobs worker workers thread threads pool cache store storage "
+    "memory buffer stream reader writer input output source target user users account session "
+    "cookie header headers body payload route routes url uri http json yaml xml html query "
+    "document workspace project module modules packages symbol symbols types object instance "
+    "method variable constant state status context scope position offset length limit min max "
+    "first last next prev current default local remote id page window frame layer layers "
+    "tensor vector matrix shape weight weights prompt sampler logit logits chunk chunks block "
+    "cursor time date timer clock logger level debug info case spec fixture app api db "
+    "database sql migration version release env dir folder image email address price order "
+    "cart product customer invoice payment "
+    # adjectives
+    "raw parsed cached pending stale empty full valid invalid active global internal external "
+    "base abstract final old bad good "
+    # English for comments and docstrings
+    "the an of to is it on at by be are was this that all any each one two no can will should "
+    "must may when then than there here which what who how why"
+).split()
 _SYMBOLS = list("()[]{}:;.,=+-*/<>!&|%#'\"_@\\^~?`$")
 _MULTI = ["==", "!=", "<=", ">=", "->", "=>", "()", "):", "],", "},", "+=", "-=", "::", '""', "''"]
 
@@ -64,6 +109,7 @@ class Shape:
     n_ff: int
     context_length: int
     dtype: str  # "f32" or "f16"
+    code_words: bool = False  # add _CODE_WORDS to the vocabulary (see build_vocabulary)
 
 
 PRESETS = {
@@ -73,11 +119,22 @@ PRESETS = {
     # Gemma 3 270M's dimensions with a small vocabulary (~200 MB f16): realistic CPU cost.
     "270m-shape": Shape(n_embd=640, n_layer=18, n_head=4, n_head_kv=1, head_dim=256, n_ff=2048,
                         context_length=32768, dtype="f16"),
+    # For ``gemma-embedding`` (~1.6 MB): the fewest layers llama.cpp runs for it
+    # (MIN_EMBEDDING_LAYERS), one narrow head and a narrow FFN, so a token costs little; 64-wide
+    # vectors; the code-word vocabulary. EmbeddingGemma's own context is 2048 tokens.
+    "embedding": Shape(n_embd=64, n_layer=MIN_EMBEDDING_LAYERS, n_head=1, n_head_kv=1, head_dim=8,
+                       n_ff=32, context_length=2048, dtype="f32", code_words=True),
 }
 
 
-def build_vocabulary(vocab_size: int | None = None) -> tuple[list[str], list[float], list[int]]:
-    """Tokens, scores and token types: specials, 256 byte tokens, then ordinary pieces."""
+def build_vocabulary(
+    vocab_size: int | None = None, code_words: bool = False
+) -> tuple[list[str], list[float], list[int]]:
+    """Tokens, scores and token types: specials, 256 byte tokens, then ordinary pieces.
+
+    ``code_words`` adds ``_CODE_WORDS``, and every word Capitalized, after the base pieces (so
+    every base token keeps its id).
+    """
     import gguf
 
     tokens: list[str] = list(SPECIAL_TOKENS)
@@ -106,13 +163,20 @@ def build_vocabulary(vocab_size: int | None = None) -> tuple[list[str], list[flo
         add("\t" * n)
     # SentencePiece merges adjacent pieces whose concatenation is in the vocabulary, so a word
     # becomes one token only if every prefix on the way is a piece too.
-    for w in _WORDS:
+    def add_word(w: str) -> None:
         for k in range(2, len(w) + 1):
             add(w[:k])
             add("\u2581" + w[:k])
+
+    for w in _WORDS:
+        add_word(w)
     for n in (2, 3, 4, 6, 8, 12, 16):
         for k in range(2, n + 1):
             add("\u2581" * k)
+    if code_words:
+        for w in (*_WORDS, *_CODE_WORDS):
+            add_word(w)
+            add_word(w.capitalize())
     if vocab_size is not None:
         base = len(tokens) + len(pieces)
         if vocab_size < base:
@@ -138,6 +202,9 @@ def write_test_model(
     """Write a random-weight Gemma-family GGUF to ``path`` and return the path.
 
     ``vocab_size`` pads the vocabulary with filler pieces (262144 gives Gemma 3's size).
+    ``gemma-embedding`` writes an EmbeddingGemma-shaped encoder: bidirectional attention, mean
+    pooling declared in the file, no output head (so no vocabulary-wide logits are computed);
+    it needs a preset with at least ``MIN_EMBEDDING_LAYERS`` layers, such as ``embedding``.
     The write goes to a temporary file renamed into place, so a reader never sees half a model.
     """
     import gguf
@@ -147,9 +214,14 @@ def write_test_model(
     if preset not in PRESETS:
         raise ValueError(f"unknown preset {preset!r}; choose one of {', '.join(PRESETS)}")
     shape = PRESETS[preset]
+    if arch == "gemma-embedding" and shape.n_layer < MIN_EMBEDDING_LAYERS:
+        raise ValueError(
+            f"gemma-embedding needs at least {MIN_EMBEDDING_LAYERS} layers (llama.cpp's fixed sliding-window "
+            f"pattern); preset {preset!r} has {shape.n_layer}: use preset 'embedding'"
+        )
     path = Path(path)
     path.parent.mkdir(parents=True, exist_ok=True)
-    tokens, scores, types = build_vocabulary(vocab_size)
+    tokens, scores, types = build_vocabulary(vocab_size, code_words=shape.code_words)
     n_vocab = len(tokens)
     rng = np.random.default_rng(seed)
     dtype = np.float16 if shape.dtype == "f16" else np.float32
@@ -171,6 +243,13 @@ def write_test_model(
         w.add_attn_logit_softcapping(50.0)
         w.add_final_logit_softcapping(30.0)
         w.add_sliding_window(4096)
+    if arch == "gemma-embedding":  # as EmbeddingGemma's GGUF: llama.cpp requires the pooling type
+        # EmbeddingGemma's window is 512 (symmetric); 128 keeps five layers of six cheap on texts
+        # of a few hundred tokens, since llama.cpp's flash attention skips masked tiles (measured:
+        # +25-30% embedding rate on the rag bench's code chunks, ~340 tokens each).
+        w.add_sliding_window(128)
+        w.add_rope_freq_base(1_000_000.0)
+        w.add_pooling_type(gguf.PoolingType.MEAN)
     if arch == "gemma3":
         w.add_sliding_window(512)
         w.add_rope_freq_base(1_000_000.0)
@@ -225,10 +304,10 @@ def write_test_model(
         w.add_tensor(p + "ffn_gate.weight", rand(shape.n_ff, e, scale=s_in))
         w.add_tensor(p + "ffn_up.weight", rand(shape.n_ff, e, scale=s_in))
         w.add_tensor(p + "ffn_down.weight", rand(e, shape.n_ff, scale=1.0 / np.sqrt(shape.n_ff)))
-        if arch in ("gemma2", "gemma3"):
+        if arch in ("gemma2", "gemma3", "gemma-embedding"):
             w.add_tensor(p + "post_attention_norm.weight", norm(e))
             w.add_tensor(p + "post_ffw_norm.weight", norm(e))
-        if arch == "gemma3":
+        if arch in ("gemma3", "gemma-embedding"):
             w.add_tensor(p + "attn_q_norm.weight", norm(hd))
             w.add_tensor(p + "attn_k_norm.weight", norm(hd))
 
