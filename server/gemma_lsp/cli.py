@@ -248,11 +248,12 @@ def _prompt(args: argparse.Namespace) -> int:
     import json
 
     from gemma_lsp.config import default_config_path, load_settings
+    from gemma_lsp.errors import ConfigError
     from gemma_lsp.prompts import PromptError, PromptInputs, language_for, library_for, render_prompt
 
     try:
         settings = load_settings(args.config or default_config_path())
-    except Exception as exc:  # ConfigError: one sentence naming the key
+    except ConfigError as exc:  # one sentence naming the key
         print(f"gemma-lsp: {exc}", file=sys.stderr)
         return 2
     library = library_for(settings.prompts)

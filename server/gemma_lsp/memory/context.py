@@ -63,9 +63,7 @@ def source_label(memory: Memory, root: str | None = None) -> str:
         rng = memory.source.range
         if rng is None:
             return path
-        first, last = rng.start.line + 1, rng.end.line + 1
-        if rng.end.character == 0 and rng.end.line > rng.start.line:
-            last -= 1  # a range ending at column 0 does not include that line
+        first, last = rng.start.line + 1, rng.last_line + 1
         return f"{path}:{first}" if last <= first else f"{path}:{first}-{last}"
     label = memory.kind.value
     return f"{label} ({', '.join(memory.tags)})" if memory.tags else label

@@ -51,6 +51,13 @@ class Range(BaseModel):
     start: Position
     end: Position
 
+    @property
+    def last_line(self) -> int:
+        """The last line the range covers (0-based): one ending at column 0 does not include that line."""
+        if self.end.character == 0 and self.end.line > self.start.line:
+            return self.end.line - 1
+        return max(self.start.line, self.end.line)
+
 
 class Source(BaseModel):
     """Where a memory's text came from: a document URI and, when known, the range in it (LSP positions)."""

@@ -274,5 +274,4 @@ def _overlaps(memory: Memory, span: tuple[str, int, int]) -> bool:
     rng = memory.source.range
     if rng is None:
         return True  # the whole document
-    end = rng.end.line - 1 if rng.end.character == 0 and rng.end.line > rng.start.line else rng.end.line
-    return rng.start.line <= last and first <= end
+    return rng.start.line <= last and first <= rng.last_line
