@@ -59,6 +59,8 @@ from collections.abc import Iterator
 from dataclasses import dataclass, replace
 from functools import lru_cache
 
+from gemma_lsp.languages import LANGUAGES, Language, language_by_id
+
 SINGLE_LINE = "single_line"
 MULTI_LINE = "multi_line"
 
@@ -131,11 +133,18 @@ class _Syntax:
     """What the lexer needs to know of a language: comments and string delimiters."""
 
     name: str
-    line_comment: str | None = "//"
-    block_comment: tuple[str, str] | None = ("/*", "*/")
-    quotes: tuple[str, ...] = ('"', "'")  # longest first
-    multiline: frozenset[str] = frozenset()  # delimiters whose strings may span lines
-    raw: frozenset[str] = frozenset()  # delimiters whose strings have no backslash escapes
+    line_comment: str | None
+    block_comment: tuple[str, str] | None
+    quotes: tuple[str, ...]  # longest first
+    multiline: frozenset[str]  # delimiters whose strings may span lines
+    raw: frozenset[str]  # delimiters whose strings have no backslash escapes
+
+    @classmethod
+    def of(cls, language: Language) -> _Syntax:
+        return cls(
+            language.id, language.line_comment, language.block_comment, language.quotes,
+            language.multiline_quotes, language.raw_quotes,
+        )  # fmt: skip
 
     @property
     def python(self) -> bool:
@@ -146,21 +155,14 @@ class _Syntax:
         return self.name == "rust"
 
 
-_PYTHON = _Syntax("python", "#", None, ('"""', "'''", '"', "'"), frozenset({'"""', "'''"}))
-_TYPESCRIPT = _Syntax("typescript", quotes=('"', "'", "`"), multiline=frozenset({"`"}))
-_GO = _Syntax("go", quotes=('"', "'", "`"), multiline=frozenset({"`"}), raw=frozenset({"`"}))
-# Rust: ' starts a char literal only when one closes it ('a', '\n'); 'a alone is a lifetime.
-_RUST = _Syntax("rust", quotes=('"',), multiline=frozenset({'"'}))
-_GENERIC = _Syntax("")
-_SYNTAX = {
-    "python": _PYTHON,
-    "typescript": _TYPESCRIPT,
-    "typescriptreact": _TYPESCRIPT,
-    "javascript": _TYPESCRIPT,
-    "javascriptreact": _TYPESCRIPT,
-    "go": _GO,
-    "rust": _RUST,
-}
+# The languages whose syntax the rules are checked on; any other is lexed as C-like code.
+_LEXED = ("python", "javascript", "javascriptreact", "typescript", "typescriptreact", "go", "rust")
+_SYNTAX = {language_id: _Syntax.of(LANGUAGES[language_id]) for language_id in _LEXED}
+_GENERIC = _Syntax("", "//", ("/*", "*/"), ('"', "'"), frozenset(), frozenset())
+
+
+def _syntax_of(language: Language | None) -> _Syntax:
+    return _SYNTAX.get(language.id, _GENERIC) if language is not None else _GENERIC
 
 
 @dataclass
@@ -323,14 +325,15 @@ def _width(ws: str) -> int:
     return sum(TAB_COLUMNS if c == "\t" else 1 for c in ws)
 
 
-def _detect_style(doc: str, offset: int, language: str) -> _IndentStyle:
+def _detect_style(doc: str, offset: int, language: Language | None) -> _IndentStyle:
     """Tabs or spaces by majority of indented lines; the space unit is the most common step
-    between consecutive indentations. No evidence: Go means tabs (gofmt), else unknown."""
+    between consecutive indentations. No evidence: tabs for a language whose convention is tabs
+    (Go: gofmt enforces them), else unknown."""
     lines = doc[max(0, offset - _STYLE_WINDOW) : offset + _STYLE_WINDOW].split("\n")
     indents = [_indent(line) for line in lines if line.strip()]
     tabs = sum(1 for ws in indents if ws.startswith("\t"))
     spaces = sum(1 for ws in indents if ws.startswith("  "))
-    if tabs > spaces or (not spaces and language == "go"):
+    if tabs > spaces or (not spaces and language is not None and language.indent == "\t"):
         return _IndentStyle("\t", TAB_COLUMNS)
     if not spaces:
         return _IndentStyle(None, 4)
@@ -365,13 +368,14 @@ class _Context:
     style: _IndentStyle
 
     @classmethod
-    def build(cls, document: str, offset: int, language: str) -> _Context | None:
+    def build(cls, document: str, offset: int, language_id: str) -> _Context | None:
         offset = max(0, min(offset, len(document)))
         if 0 < offset < len(document) and document[offset - 1] == "\r" and document[offset] == "\n":
             return None
         doc = document.replace("\r\n", "\n")
         off = offset - document.count("\r\n", 0, offset)
-        syntax = _SYNTAX.get(language, _GENERIC)
+        language = language_by_id(language_id)
+        syntax = _syntax_of(language)
         line_start = max(doc.rfind("\n", 0, off), doc.rfind("\r", 0, off)) + 1
         line_after = _rest_of_line(doc, off)
         lex, stack = _state_at(doc, off, syntax)

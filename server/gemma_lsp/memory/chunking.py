@@ -13,21 +13,9 @@ import logging
 from dataclasses import dataclass
 from functools import lru_cache
 
-log = logging.getLogger(__name__)
+from gemma_lsp.languages import language_for_path
 
-# File suffix -> (grammar module, function returning the language pointer).
-_GRAMMARS = {
-    ".py": ("tree_sitter_python", "language"),
-    ".pyi": ("tree_sitter_python", "language"),
-    ".js": ("tree_sitter_javascript", "language"),
-    ".mjs": ("tree_sitter_javascript", "language"),
-    ".cjs": ("tree_sitter_javascript", "language"),
-    ".jsx": ("tree_sitter_javascript", "language"),
-    ".ts": ("tree_sitter_typescript", "language_typescript"),
-    ".tsx": ("tree_sitter_typescript", "language_tsx"),
-    ".go": ("tree_sitter_go", "language"),
-    ".rs": ("tree_sitter_rust", "language"),
-}
+log = logging.getLogger(__name__)
 
 
 @dataclass(frozen=True)
@@ -53,16 +41,16 @@ def line_chunks(text: str, size: int, overlap: int, first_line: int = 0) -> list
 
 @lru_cache(maxsize=None)
 def _parser(suffix: str):
-    spec = _GRAMMARS.get(suffix)
-    if spec is None:
+    language = language_for_path(suffix)
+    if language is None or language.grammar is None:
         return None
     try:
         import importlib
 
         import tree_sitter
 
-        module = importlib.import_module(spec[0])
-        return tree_sitter.Parser(tree_sitter.Language(getattr(module, spec[1])()))
+        module = importlib.import_module(language.grammar)
+        return tree_sitter.Parser(tree_sitter.Language(getattr(module, language.grammar_function)()))
     except Exception as exc:  # noqa: BLE001 - no grammar: line windows it is
         log.debug("no tree-sitter grammar for %s: %s", suffix, exc)
         return None

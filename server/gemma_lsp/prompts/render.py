@@ -12,22 +12,15 @@ from collections.abc import Awaitable, Callable
 from dataclasses import asdict, dataclass
 from typing import Any
 
-from .library import PromptLibrary
+from gemma_lsp.languages import language_for_path
 
-# LSP language ids of common file suffixes, for callers without an editor (the CLI).
-_LANGUAGE_IDS = {
-    ".py": "python", ".pyi": "python", ".js": "javascript", ".mjs": "javascript", ".cjs": "javascript",
-    ".jsx": "javascriptreact", ".ts": "typescript", ".tsx": "typescriptreact", ".go": "go", ".rs": "rust",
-    ".c": "c", ".h": "c", ".cc": "cpp", ".cpp": "cpp", ".hpp": "cpp", ".java": "java", ".kt": "kotlin",
-    ".rb": "ruby", ".php": "php", ".cs": "csharp", ".swift": "swift", ".lua": "lua", ".sh": "shellscript",
-    ".md": "markdown", ".json": "json", ".toml": "toml", ".yaml": "yaml", ".yml": "yaml", ".sql": "sql",
-}  # fmt: skip
+from .library import PromptLibrary
 
 
 def language_for(path: str) -> str:
-    """The LSP language id for a file name ('' when unknown)."""
-    dot = path.rfind(".")
-    return _LANGUAGE_IDS.get(path[dot:].lower(), "") if dot >= 0 else ""
+    """The LSP language id for a file name ('' when unknown), for callers without an editor (the CLI)."""
+    language = language_for_path(path)
+    return language.id if language is not None else ""
 
 
 # (query, rag budget, recent budget, exclude=(uri, first line, last line) 0-based or None)
