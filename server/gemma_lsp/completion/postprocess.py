@@ -6,7 +6,8 @@ with the wrong character, and ends in whitespace or newlines. Editors show the r
 ghost text and apply it verbatim, so each of these slips costs the user a deletion. This
 module turns raw text into an :class:`Edit` that is safe to accept, or into nothing.
 
-Pure Python, standard library only; offsets are ``str`` indices, no LSP types.
+Pure Python on the shared pieces of :mod:`gemma_lsp.editing` (lexer, indentation, ``Edit``);
+offsets are ``str`` indices, no LSP types.
 
 The range rule
 --------------
@@ -54,43 +55,43 @@ position (no client can name it): None.
 from __future__ import annotations
 
 import re
-from collections import Counter
-from collections.abc import Iterator
-from dataclasses import dataclass, replace
-from functools import lru_cache
+from dataclasses import dataclass
 
-from gemma_lsp.languages import LANGUAGES, Language, language_by_id
+from gemma_lsp.editing.edits import (
+    Edit,
+    drop_trailing_blank,
+    line_break_of,
+    rest_of_line,
+    split_lines,
+    with_lf_line_breaks,
+)
+from gemma_lsp.editing.indentation import IndentStyle, detect_style, indent_width, indentation_of, restyle
+from gemma_lsp.editing.lexing import (
+    CLOSER,
+    OPENER,
+    Lex,
+    Syntax,
+    opens_block,
+    pop_matching,
+    scan,
+    state_at,
+    syntax_for,
+)
+from gemma_lsp.languages import language_by_id
+
+__all__ = ["MULTI_LINE", "SINGLE_LINE", "Edit", "completion_mode", "postprocess"]
 
 SINGLE_LINE = "single_line"
 MULTI_LINE = "multi_line"
 
-TAB_COLUMNS = 4  # a tab's width when indentation widths are compared
-_PREFIX_WINDOW = 10_000  # characters before the cursor scanned for brackets and strings
 _SUFFIX_WINDOW = 6_000  # characters after the cursor scanned for the closers it provides
 _SIMULATION_WINDOW = 2_000  # characters after the cursor replayed to score a single-line edit
 _BELOW_LINES = 40
-_STYLE_WINDOW = 8_000  # characters either side of the cursor that decide the indent style
 
-_OPENER = {")": "(", "]": "[", "}": "{"}
-_CLOSER = {"(": ")", "[": "]", "{": "}"}
 _PY_CONTINUATIONS = frozenset({"else", "elif", "except", "finally"})
-_LINE_BREAK = re.compile(r"[\r\n]")
 _WORD_HEAD = re.compile(r"[\w$]+")
 _WORD_TAIL = re.compile(r"[\w$]+\Z")
 _WORD_CHAR = re.compile(r"[\w$]")
-
-
-@dataclass(frozen=True)
-class Edit:
-    """Replace ``document[start:end]`` with ``text``.
-
-    The document after accepting is ``document[:start] + text + document[end:]``; ``start`` is
-    the cursor and ``document[start:end]`` is whitespace-only (see the module's range rule).
-    """
-
-    text: str
-    start: int
-    end: int
 
 
 def completion_mode(document: str, offset: int) -> str:
@@ -101,7 +102,7 @@ def completion_mode(document: str, offset: int) -> str:
     there would split the line and push its rest below the inserted block.
     """
     offset = max(0, min(offset, len(document)))
-    return SINGLE_LINE if _rest_of_line(document, offset).strip() else MULTI_LINE
+    return SINGLE_LINE if rest_of_line(document, offset).strip() else MULTI_LINE
 
 
 def postprocess(
@@ -116,231 +117,12 @@ def postprocess(
     ctx = _Context.build(document, offset, language)
     if ctx is None:
         return None
-    lines = _split_raw(raw)
+    lines = split_lines(raw)
     if ctx.mode == SINGLE_LINE:
         text = _single_line(lines[0], ctx)
     else:
         text = _multi_line(lines, ctx, max_lines)
     return _finish(text, ctx)
-
-
-# --------------------------------------------------------------------------------------------
-# Language syntax and a small lexer: brackets, strings and comments, nothing else.
-
-
-@dataclass(frozen=True)
-class _Syntax:
-    """What the lexer needs to know of a language: comments and string delimiters."""
-
-    name: str
-    line_comment: str | None
-    block_comment: tuple[str, str] | None
-    quotes: tuple[str, ...]  # longest first
-    multiline: frozenset[str]  # delimiters whose strings may span lines
-    raw: frozenset[str]  # delimiters whose strings have no backslash escapes
-
-    @classmethod
-    def of(cls, language: Language) -> _Syntax:
-        return cls(
-            language.id, language.line_comment, language.block_comment, language.quotes,
-            language.multiline_quotes, language.raw_quotes,
-        )  # fmt: skip
-
-    @property
-    def python(self) -> bool:
-        return self.name == "python"
-
-    @property
-    def rust(self) -> bool:
-        return self.name == "rust"
-
-
-# The languages whose syntax the rules are checked on; any other is lexed as C-like code.
-_LEXED = ("python", "javascript", "javascriptreact", "typescript", "typescriptreact", "go", "rust")
-_SYNTAX = {language_id: _Syntax.of(LANGUAGES[language_id]) for language_id in _LEXED}
-_GENERIC = _Syntax("", "//", ("/*", "*/"), ('"', "'"), frozenset(), frozenset())
-
-
-def _syntax_of(language: Language | None) -> _Syntax:
-    return _SYNTAX.get(language.id, _GENERIC) if language is not None else _GENERIC
-
-
-@dataclass
-class _Lex:
-    """Where a scan stands: in code, or inside a string or comment that ``end`` closes."""
-
-    end: str | None = None
-    string: bool = False
-    escapes: bool = False
-    single_line: bool = False
-    escaped: bool = False  # the last character scanned was an escaping backslash
-
-    @property
-    def in_string(self) -> bool:
-        return self.end is not None and self.string
-
-    def copy(self) -> _Lex:
-        return replace(self)
-
-    def enter(self, end: str, *, string: bool, escapes: bool = False, single_line: bool = False) -> None:
-        self.end, self.string, self.escapes, self.single_line = end, string, escapes, single_line
-
-    def leave(self) -> None:
-        self.end, self.string, self.escapes, self.single_line = None, False, False, False
-
-
-@lru_cache(maxsize=None)
-def _code_pattern(syntax: _Syntax) -> re.Pattern[str]:
-    parts = []
-    if syntax.line_comment:
-        parts.append(f"(?P<line_comment>{re.escape(syntax.line_comment)})")
-    if syntax.block_comment:
-        parts.append(f"(?P<block_comment>{re.escape(syntax.block_comment[0])})")
-    if syntax.rust:
-        parts.append(r'(?P<raw_string>(?<![\w])b?r#*")')
-        parts.append(r"(?P<char>'(?:\\(?:x[0-9a-fA-F]{2}|u\{[0-9a-fA-F]{1,6}\}|.)|[^\\'\n])')")
-        parts.append(r"(?P<lifetime>')")
-    parts.append("(?P<quote>" + "|".join(re.escape(q) for q in syntax.quotes) + ")")
-    parts.append(r"(?P<bracket>[()\[\]{}])")
-    return re.compile("|".join(parts))
-
-
-@lru_cache(maxsize=None)
-def _end_pattern(end: str, escapes: bool, single_line: bool) -> re.Pattern[str]:
-    parts = [re.escape(end)]
-    if escapes:
-        parts.append(r"\\")
-    if single_line:
-        parts.append(r"\n")
-    return re.compile("|".join(parts))
-
-
-def _scan(text: str, lex: _Lex, syntax: _Syntax) -> Iterator[tuple[int, str, str]]:
-    """Yield ``(index, kind, token)`` for the brackets, string delimiters and comment starts of
-    ``text``, continuing from ``lex`` and updating it. Kinds: ``open``, ``close``,
-    ``str_open``, ``str_close``, ``str_break`` (a line break ends an unterminated one-line
-    string), ``comment``."""
-    i, n = 0, len(text)
-    while i < n:
-        if lex.escaped:
-            lex.escaped = False
-            i += 1
-        elif lex.end is None:
-            m = _code_pattern(syntax).search(text, i)
-            if m is None:
-                return
-            i = m.end()
-            kind = _enter_token(m, lex, syntax)
-            if kind:
-                yield m.start(), kind, m.group()
-        else:
-            m = _end_pattern(lex.end, lex.escapes, lex.single_line).search(text, i)
-            if m is None:
-                return
-            i = m.end()
-            kind = _leave_token(m.group(), lex)
-            if kind:
-                yield m.start(), kind, m.group()
-
-
-def _enter_token(m: re.Match[str], lex: _Lex, syntax: _Syntax) -> str | None:
-    kind, tok = m.lastgroup, m.group()
-    if kind == "bracket":
-        return "open" if tok in _CLOSER else "close"
-    if kind == "quote":
-        lex.enter(tok, string=True, escapes=tok not in syntax.raw, single_line=tok not in syntax.multiline)
-        return "str_open"
-    if kind == "raw_string":
-        lex.enter('"' + "#" * tok.count("#"), string=True)
-        return "str_open"
-    if kind == "line_comment":
-        lex.enter("\n", string=False)
-        return "comment"
-    if kind == "block_comment":
-        assert syntax.block_comment is not None
-        lex.enter(syntax.block_comment[1], string=False)
-        return "comment"
-    return None  # a complete Rust char literal, or a lifetime
-
-
-def _leave_token(tok: str, lex: _Lex) -> str | None:
-    if tok == "\\":
-        lex.escaped = True
-        return None
-    was_string = lex.string
-    if tok == lex.end:
-        lex.leave()
-        return "str_close" if was_string else None
-    lex.leave()  # a line break inside a one-line string
-    return "str_break"
-
-
-def _pop_matching(stack: list[str], closer: str) -> None:
-    """Pop the nearest opener ``closer`` closes; unclosed openers above it go too (recovery)."""
-    opener = _OPENER[closer]
-    for j in range(len(stack) - 1, -1, -1):
-        if stack[j] == opener:
-            del stack[j:]
-            return
-
-
-def _code_part(line: str, syntax: _Syntax) -> str:
-    """``line`` without its trailing comment."""
-    for pos, kind, _ in _scan(line, _Lex(), syntax):
-        if kind == "comment":
-            return line[:pos]
-    return line
-
-
-def _opens_block(line: str | None, syntax: _Syntax) -> bool:
-    """The line ends with an opening bracket, or (Python) with the ``:`` of a block header."""
-    if line is None:
-        return False
-    code = _code_part(line, syntax).rstrip()
-    return bool(code) and (code[-1] in _CLOSER or (syntax.python and code[-1] == ":"))
-
-
-# --------------------------------------------------------------------------------------------
-# Indentation.
-
-
-@dataclass(frozen=True)
-class _IndentStyle:
-    """The document's indentation: ``char`` is "\\t", " ", or None when it shows none."""
-
-    char: str | None
-    unit: int  # columns per level
-
-    def make(self, columns: int) -> str:
-        if self.char == "\t":
-            return "\t" * (columns // TAB_COLUMNS) + " " * (columns % TAB_COLUMNS)
-        return " " * columns
-
-
-def _indent(line: str) -> str:
-    return line[: len(line) - len(line.lstrip(" \t"))]
-
-
-def _width(ws: str) -> int:
-    return sum(TAB_COLUMNS if c == "\t" else 1 for c in ws)
-
-
-def _detect_style(doc: str, offset: int, language: Language | None) -> _IndentStyle:
-    """Tabs or spaces by majority of indented lines; the space unit is the most common step
-    between consecutive indentations. No evidence: tabs for a language whose convention is tabs
-    (Go: gofmt enforces them), else unknown."""
-    lines = doc[max(0, offset - _STYLE_WINDOW) : offset + _STYLE_WINDOW].split("\n")
-    indents = [_indent(line) for line in lines if line.strip()]
-    tabs = sum(1 for ws in indents if ws.startswith("\t"))
-    spaces = sum(1 for ws in indents if ws.startswith("  "))
-    if tabs > spaces or (not spaces and language is not None and language.indent == "\t"):
-        return _IndentStyle("\t", TAB_COLUMNS)
-    if not spaces:
-        return _IndentStyle(None, 4)
-    widths = [len(ws) for ws in indents if "\t" not in ws]
-    steps = Counter(b - a for a, b in zip(widths, widths[1:]) if 0 < b - a <= 8)
-    unit = min(steps, key=lambda s: (-steps[s], s)) if steps else 4
-    return _IndentStyle(" ", unit)
 
 
 # --------------------------------------------------------------------------------------------
@@ -355,36 +137,36 @@ class _Context:
     offset: int  # the cursor in ``doc``
     origin: int  # the cursor in the caller's document
     eol: str  # the document's line break
-    syntax: _Syntax
+    syntax: Syntax
     mode: str
     line_before: str  # the cursor's line up to the cursor
     line_after: str  # the cursor's line from the cursor, without the line break
     prev_line: str | None  # the nearest non-blank line above the cursor's line
     below: tuple[str, ...]  # the lines after the cursor's line
-    lex: _Lex  # lexer state at the cursor; copy before scanning
+    lex: Lex  # lexer state at the cursor; copy before scanning
     stack: tuple[str, ...]  # brackets open at the cursor
     consumed: tuple[bool, ...]  # per open bracket: the suffix closes it
     string_closed: bool  # the cursor is in a string and the suffix closes it
-    style: _IndentStyle
+    style: IndentStyle
 
     @classmethod
     def build(cls, document: str, offset: int, language_id: str) -> _Context | None:
         offset = max(0, min(offset, len(document)))
-        if 0 < offset < len(document) and document[offset - 1] == "\r" and document[offset] == "\n":
+        unified = with_lf_line_breaks(document, offset)
+        if unified is None:
             return None
-        doc = document.replace("\r\n", "\n")
-        off = offset - document.count("\r\n", 0, offset)
+        doc, off = unified
         language = language_by_id(language_id)
-        syntax = _syntax_of(language)
+        syntax = syntax_for(language)
         line_start = max(doc.rfind("\n", 0, off), doc.rfind("\r", 0, off)) + 1
-        line_after = _rest_of_line(doc, off)
-        lex, stack = _state_at(doc, off, syntax)
+        line_after = rest_of_line(doc, off)
+        lex, stack = state_at(doc, off, syntax)
         consumed, string_closed = _closed_by_suffix(doc[off : off + _SUFFIX_WINDOW], lex, stack, syntax)
         return cls(
             doc=doc,
             offset=off,
             origin=offset,
-            eol="\r\n" if 2 * document.count("\r\n") > document.count("\n") else "\n",
+            eol=line_break_of(document),
             syntax=syntax,
             mode=SINGLE_LINE if line_after.strip() else MULTI_LINE,
             line_before=doc[line_start:off],
@@ -395,18 +177,13 @@ class _Context:
             stack=tuple(stack),
             consumed=consumed,
             string_closed=string_closed,
-            style=_detect_style(doc, off, language),
+            style=detect_style(doc, off, language),
         )
 
     @property
     def suffix_window(self) -> str:
         end = self.doc.find("\n", self.offset + _SIMULATION_WINDOW)
         return self.doc[self.offset : end if end >= 0 else len(self.doc)]
-
-
-def _rest_of_line(text: str, offset: int) -> str:
-    m = _LINE_BREAK.search(text, offset)
-    return text[offset : m.start() if m else len(text)]
 
 
 def _lines_below(doc: str, line_end: int) -> tuple[str, ...]:
@@ -424,41 +201,8 @@ def _prev_nonblank_line(doc: str, line_start: int) -> str | None:
     return None
 
 
-def _state_at(doc: str, offset: int, syntax: _Syntax) -> tuple[_Lex, list[str]]:
-    """Lexer state and open brackets at ``offset``, scanning from a line start within a window.
-
-    The state at the start of the cursor's line is cached by the text before it: while the
-    user types on one line only that line is scanned again (this runs on every keystroke).
-    """
-    start = 0 if offset <= _PREFIX_WINDOW else doc.rfind("\n", 0, offset - _PREFIX_WINDOW) + 1
-    line_start = max(start, doc.rfind("\n", 0, offset) + 1)
-    key = (hash(doc[start:line_start]), line_start - start, syntax)
-    cached = _LINE_STATES.get(key)
-    if cached is None:
-        lex, stack = _scan_state(doc[start:line_start], _Lex(), [], syntax)
-        _LINE_STATES[key] = (lex.copy(), list(stack))
-        while len(_LINE_STATES) > _LINE_STATE_CACHE:
-            del _LINE_STATES[next(iter(_LINE_STATES))]
-    else:
-        lex, stack = cached[0].copy(), list(cached[1])
-    return _scan_state(doc[line_start:offset], lex, stack, syntax)
-
-
-_LINE_STATE_CACHE = 64
-_LINE_STATES: dict[tuple, tuple[_Lex, list[str]]] = {}
-
-
-def _scan_state(text: str, lex: _Lex, stack: list[str], syntax: _Syntax) -> tuple[_Lex, list[str]]:
-    for _, kind, tok in _scan(text, lex, syntax):
-        if kind == "open":
-            stack.append(tok)
-        elif kind == "close":
-            _pop_matching(stack, tok)
-    return lex, stack
-
-
 def _closed_by_suffix(
-    suffix: str, lex: _Lex, stack: list[str], syntax: _Syntax
+    suffix: str, lex: Lex, stack: list[str], syntax: Syntax
 ) -> tuple[tuple[bool, ...], bool]:
     """Which open brackets the text after the cursor closes, and whether it closes the string
     the cursor is in. A suffix closer closes the nearest matching open bracket below it."""
@@ -467,15 +211,15 @@ def _closed_by_suffix(
     open_idx = list(range(len(stack)))
     own: list[str] = []
     string_closed = None if lex.in_string else False
-    for _, kind, tok in _scan(suffix, lex, syntax):
+    for _, kind, tok in scan(suffix, lex, syntax):
         if string_closed is None:
             string_closed = kind == "str_close"
         if kind == "open":
             own.append(tok)
         elif kind == "close" and own:
-            _pop_matching(own, tok)
+            pop_matching(own, tok)
         elif kind == "close":
-            hits = [p for p, j in enumerate(open_idx) if stack[j] == _OPENER[tok]]
+            hits = [p for p, j in enumerate(open_idx) if stack[j] == OPENER[tok]]
             if hits:
                 consumed[open_idx[hits[-1]]] = True
                 del open_idx[hits[-1] :]
@@ -484,11 +228,6 @@ def _closed_by_suffix(
 
 # --------------------------------------------------------------------------------------------
 # Rules shared by both modes.
-
-
-def _split_raw(raw: str) -> list[str]:
-    """The raw text's lines; the model's ``\\r\\n`` and ``\\r`` count as line breaks."""
-    return raw.replace("\r\n", "\n").replace("\r", "\n").split("\n")
 
 
 def _drop_restarted_word(first: str, ctx: _Context) -> str:
@@ -551,7 +290,7 @@ def _line_variants(text: str, ctx: _Context) -> list[str]:
 
 def _cut_points(text: str, ctx: _Context) -> list[int]:
     kinds = ("close", "str_open", "str_close")
-    return [pos for pos, kind, _ in _scan(text, ctx.lex.copy(), ctx.syntax) if kind in kinds]
+    return [pos for pos, kind, _ in scan(text, ctx.lex.copy(), ctx.syntax) if kind in kinds]
 
 
 def _closers_for(text: str, ctx: _Context) -> str:
@@ -559,27 +298,27 @@ def _closers_for(text: str, ctx: _Context) -> str:
     lex = ctx.lex.copy()
     own: list[str] = []
     opened_string = False
-    for _, kind, tok in _scan(text, lex, ctx.syntax):
+    for _, kind, tok in scan(text, lex, ctx.syntax):
         if kind == "open":
             own.append(tok)
-        elif kind == "close" and own and own[-1] == _OPENER[tok]:
+        elif kind == "close" and own and own[-1] == OPENER[tok]:
             own.pop()
         elif kind == "str_open":
             opened_string = True
     if lex.end is not None and not lex.string:
         return ""
     quote = lex.end if lex.in_string and opened_string and lex.end else ""
-    return quote + "".join(_CLOSER[o] for o in reversed(own))
+    return quote + "".join(CLOSER[o] for o in reversed(own))
 
 
 def _simulate(insert: str, ctx: _Context) -> _Outcome:
     """Replay the insert and the text after the cursor from the cursor's state."""
     lex, stack = ctx.lex.copy(), list(ctx.stack)
     strays = broken = 0
-    for _, kind, tok in _scan(insert + ctx.suffix_window, lex, ctx.syntax):
+    for _, kind, tok in scan(insert + ctx.suffix_window, lex, ctx.syntax):
         if kind == "open":
             stack.append(tok)
-        elif kind == "close" and stack and stack[-1] == _OPENER[tok]:
+        elif kind == "close" and stack and stack[-1] == OPENER[tok]:
             stack.pop()
         elif kind == "close":
             strays += 1
@@ -603,18 +342,12 @@ def _problems(new: _Outcome, baseline: _Outcome) -> int:
 def _multi_line(lines: list[str], ctx: _Context, max_lines: int | None) -> str:
     lines = [_drop_restarted_word(lines[0], ctx), *lines[1:]]
     lines = [line.rstrip() for line in lines]
-    lines = _restyle_indentation(lines, ctx)
+    lines = restyle(lines, ctx.style, first_line_indented=not ctx.line_before.strip())
     lines = _fix_first_line_level(lines, ctx)
     lines = _stop_at_block_end(lines, ctx)
     lines = _limit_lines(lines, max_lines)
     lines = _drop_repeat_of_lines_below(lines, ctx)
-    return "\n".join(_drop_trailing_blank(lines))
-
-
-def _drop_trailing_blank(lines: list[str]) -> list[str]:
-    while lines and not lines[-1].strip():
-        lines = lines[:-1]
-    return lines
+    return "\n".join(drop_trailing_blank(lines))
 
 
 def _limit_lines(lines: list[str], max_lines: int | None) -> list[str]:
@@ -623,46 +356,6 @@ def _limit_lines(lines: list[str], max_lines: int | None) -> list[str]:
     if max_lines is None:
         return lines
     return lines[: max(max_lines, 0) + (1 if lines and not lines[0] else 0)]
-
-
-def _indents_from_line_start(index: int, ctx: _Context) -> bool:
-    """Line ``index`` of the suggestion starts at a line start (the first one only when the
-    cursor's line is blank up to the cursor), so its leading whitespace is indentation."""
-    return index > 0 or not ctx.line_before.strip()
-
-
-def _restyle_indentation(lines: list[str], ctx: _Context) -> list[str]:
-    """Use the document's indentation character.
-
-    Peers paste the model's spaces into a tab-indented Go file (or tabs into a space-indented
-    one), and the editor shows a ragged block that gofmt or the linter rewrites. A tab becomes
-    one document level; spaces become tabs at the raw text's own space unit (4, or 2 when all
-    its indentations are even but not multiples of 4), leftover columns stay spaces."""
-    style = ctx.style
-    if style.char is None:
-        return lines
-    unit = _raw_space_unit([line for i, line in enumerate(lines) if _indents_from_line_start(i, ctx)])
-    out = []
-    for i, line in enumerate(lines):
-        ws = _indent(line) if _indents_from_line_start(i, ctx) else ""
-        out.append(_restyle(ws, style, unit) + line[len(ws) :])
-    return out
-
-
-def _raw_space_unit(lines: list[str]) -> int:
-    widths = [len(ws) for ws in map(_indent, lines) if ws and "\t" not in ws]
-    if not widths or all(w % 4 == 0 for w in widths):
-        return 4
-    return 2 if all(w % 2 == 0 for w in widths) else 4
-
-
-def _restyle(ws: str, style: _IndentStyle, raw_unit: int) -> str:
-    if style.char == " " and "\t" in ws:
-        return ws.replace("\t", " " * style.unit)
-    if style.char == "\t" and " " in ws:
-        levels, rest = divmod(sum(raw_unit if c == "\t" else 1 for c in ws), raw_unit)
-        return "\t" * levels + " " * rest
-    return ws
 
 
 def _fix_first_line_level(lines: list[str], ctx: _Context) -> list[str]:
@@ -678,10 +371,11 @@ def _fix_first_line_level(lines: list[str], ctx: _Context) -> list[str]:
       suggestion moves right one level, all its lines with it except closers."""
     if ctx.line_before.strip() or not lines or not lines[0].strip():
         return lines
-    ws = _indent(lines[0])
-    cursor, total = _width(ctx.line_before), _width(ctx.line_before) + _width(_indent(lines[0]))
-    base = _width(_indent(ctx.prev_line)) if ctx.prev_line is not None else 0
-    opener = _opens_block(ctx.prev_line, ctx.syntax)
+    ws = indentation_of(lines[0])
+    cursor = indent_width(ctx.line_before)
+    total = cursor + indent_width(ws)
+    base = indent_width(indentation_of(ctx.prev_line)) if ctx.prev_line is not None else 0
+    opener = opens_block(ctx.prev_line, ctx.syntax)
     expected = base + ctx.style.unit if opener else base
     if ws and total > max(cursor, expected):
         return [ctx.style.make(max(expected - cursor, 0)) + lines[0][len(ws) :], *lines[1:]]
@@ -691,10 +385,10 @@ def _fix_first_line_level(lines: list[str], ctx: _Context) -> list[str]:
     return lines
 
 
-def _continues_outer(line: str, syntax: _Syntax) -> bool:
+def _continues_outer(line: str, syntax: Syntax) -> bool:
     """The line starts with a closer, or (Python) a clause like ``else:`` of the outer header."""
     stripped = line.lstrip()
-    if stripped[:1] in _OPENER:
+    if stripped[:1] in OPENER:
         return True
     head = _WORD_HEAD.match(stripped)
     return syntax.python and head is not None and head.group() in _PY_CONTINUATIONS
@@ -716,28 +410,28 @@ class _Block:
     indent: int
     opener: bool
     floor: int  # the cursor's own indentation, for a suggestion that starts with blank lines
-    syntax: _Syntax
+    syntax: Syntax
 
     @classmethod
     def of(cls, lines: list[str], ctx: _Context) -> _Block:
         full = [ctx.line_before + lines[0], *lines[1:]]
         ref = next((i for i, line in enumerate(full) if line.strip()), len(full))
         line = full[ref] if ref < len(full) else ""
-        opener = ref == 0 and bool(ctx.line_before.strip()) and _opens_block(line, ctx.syntax)
-        floor = _width(ctx.line_before) if not ctx.line_before.strip() else 0
-        return cls(ref, _width(_indent(line)), opener, floor, ctx.syntax)
+        opener = ref == 0 and bool(ctx.line_before.strip()) and opens_block(line, ctx.syntax)
+        floor = indent_width(ctx.line_before) if not ctx.line_before.strip() else 0
+        return cls(ref, indent_width(indentation_of(line)), opener, floor, ctx.syntax)
 
     def verdict(self, index: int, line: str) -> str:
         if index < self.ref or not line.strip():
             return _KEEP
-        width = _width(_indent(line))
+        columns = indent_width(indentation_of(line))
         if index == self.ref:
-            return _KEEP if index == 0 or width >= self.floor else _STOP
-        if width > self.indent or (width == self.indent and not self.opener):
+            return _KEEP if index == 0 or columns >= self.floor else _STOP
+        if columns > self.indent or (columns == self.indent and not self.opener):
             return _KEEP
-        if line.lstrip()[0] in _OPENER:
-            return _KEEP if _opens_block(line, self.syntax) else _LAST  # `}` or `} else {`
-        if self.opener and width == self.indent and _continues_outer(line, self.syntax):
+        if line.lstrip()[0] in OPENER:
+            return _KEEP if opens_block(line, self.syntax) else _LAST  # `}` or `} else {`
+        if self.opener and columns == self.indent and _continues_outer(line, self.syntax):
             return _KEEP  # Python's else/elif/except/finally
         return _STOP
 
@@ -762,7 +456,7 @@ class _BracketGuard:
 
     def feed(self, text: str) -> int | None:
         """Scan ``text``; the index of the first offending character, or None."""
-        for pos, kind, tok in _scan(text, self._lex, self._syntax):
+        for pos, kind, tok in scan(text, self._lex, self._syntax):
             if kind == "open":
                 self._own.append(tok)
             elif kind == "close" and not self._close(tok):
@@ -774,7 +468,7 @@ class _BracketGuard:
         return None
 
     def _close(self, closer: str) -> bool:
-        opener = _OPENER[closer]
+        opener = OPENER[closer]
         if self._own:
             return self._own.pop() == opener
         if self._prefix and self._prefix[-1] == (opener, False):
@@ -845,7 +539,7 @@ def _safe_to_drop(kept: list[str], dropped: list[str], ctx: _Context) -> bool:
     """Dropping ``dropped`` must not remove a closer of a bracket opened in ``kept``."""
     lex, own = ctx.lex.copy(), []
     for part, from_kept in (("\n".join(kept), True), ("\n" + "\n".join(dropped), False)):
-        for _, kind, tok in _scan(part, lex, ctx.syntax):
+        for _, kind, tok in scan(part, lex, ctx.syntax):
             if kind == "open":
                 own.append(from_kept)
             elif kind == "close" and own:
