@@ -11,6 +11,7 @@ from collections import Counter
 import numpy as np
 import pytest
 
+from gemma_lsp.bench.search import bench_search, synthetic_chunks
 from gemma_lsp.memory import EmbeddedMemoryStore, Memory, MemorySettings
 from gemma_lsp.memory.search import (
     Hit,
@@ -18,9 +19,7 @@ from gemma_lsp.memory.search import (
     SearchIndex,
     TierHalfLives,
     TierWeights,
-    bench_search,
     split_identifier,
-    synthetic_chunks,
     tokenize,
 )
 

@@ -1,1 +1,1 @@
-"""Benchmarks that drive the real server and engine."""
+"""Benchmarks: the real server and engine driven like an editor, and micro-benchmarks of one part."""
