@@ -88,9 +88,9 @@ def test_the_ring_keeps_the_newest_chunks_and_drops_near_duplicates():
 
 async def test_control_characters_never_reach_the_editor(engine):
     await engine.load()
-    tokens = engine._backend.tokenize("ok\x7f\x01 = 1")
+    tokens = engine._runtime.backend.tokenize("ok\x7f\x01 = 1")
     service = CompletionService(
-        engine, lambda: CompletionSettings(max_tokens=len(tokens)), sampler_factory=lambda s: Scripted(tokens)
+        engine, lambda: CompletionSettings(max_tokens=len(tokens)), sampling=lambda s: Scripted(tokens)
     )
     suggestion = await service.suggest("file:///a.py", "x = 1\n", 6)
     assert suggestion is not None and suggestion.text == "ok = 1"

@@ -10,7 +10,8 @@ pytest.importorskip("llama_cpp")
 
 from gemma_lsp.config.models import ModelSettings  # noqa: E402
 from gemma_lsp.engine.embedder import MAX_TOKENS, PACK_TOKENS, EmbeddingContext, GgufEmbedder  # noqa: E402
-from gemma_lsp.engine.llamacpp import LlamaCppBackend, read_architecture  # noqa: E402
+from gemma_lsp.engine.gguf import read_architecture  # noqa: E402
+from gemma_lsp.engine.llamacpp import LlamaCppBackend  # noqa: E402
 from gemma_lsp.engine.testmodel import MIN_EMBEDDING_LAYERS, PRESETS, build_vocabulary, write_test_model  # noqa: E402
 
 CHUNK = '''def parse_http_response(self, raw_payload: bytes, retries: int = 3) -> HttpResponse:

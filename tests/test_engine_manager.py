@@ -8,14 +8,14 @@ import threading
 import pytest
 
 from gemma_lsp.config import ModelSettings
-from gemma_lsp.engine import EngineManager, GenerationLimits, GenerationRequest, GenerationResult
+from gemma_lsp.engine import EngineManager, GenerationLimits, GenerationRequest, GenerationResult, TokenPrompt
 from gemma_lsp.errors import Cancelled, ModelUnavailable
 from gemma_lsp.sampling import Greedy
 from samplers import Scripted
 
 
 def prompt_of(text: str):
-    return lambda backend: [backend.special.bos, *backend.tokenize(text)]
+    return TokenPrompt(lambda backend: [backend.special.bos, *backend.tokenize(text)])
 
 
 @pytest.fixture
@@ -50,15 +50,15 @@ async def test_greedy_generation_is_deterministic(manager):
 
 @pytest.mark.parametrize("stop", ["eos", "end_of_turn", "file_separator"])
 async def test_generation_stops_on_each_stop_token(manager, stop):
-    sp = manager._backend.special
-    a = manager._backend.tokenize("a")[0]
+    sp = manager._runtime.backend.special
+    a = manager._runtime.backend.tokenize("a")[0]
     request = GenerationRequest(prompt_of("x = "), Scripted([a, a, getattr(sp, stop), a]), GenerationLimits(max_tokens=50))
     result = await manager.generate(request)
     assert (result.text, result.stop_reason, result.tokens_generated) == ("aa", "stop_token", 2)
 
 
 async def test_generation_stops_at_the_line_limit(manager):
-    b = manager._backend
+    b = manager._runtime.backend
     request = GenerationRequest(
         prompt_of("x = "), Scripted([b.tokenize("a")[0], b.tokenize("\n")[0]]), GenerationLimits(max_tokens=50, max_lines=3)
     )

@@ -140,7 +140,7 @@ async def test_a_redis_outage_degrades_memories_once_and_loses_nothing(client, w
     import os
     import shutil
 
-    from redis_support import RedisServer, free_port
+    from gemma_lsp.memory.redis_server import RedisServer, free_port
 
     binary = shutil.which("redis-server")
     if binary is None:

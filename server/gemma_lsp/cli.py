@@ -74,6 +74,8 @@ def _parser() -> argparse.ArgumentParser:
     rnd.add_argument("--no-memories", action="store_true", help="leave rag_context and rag_recent empty")
     rnd.add_argument("--json", action="store_true", help="print the rendered prompt and its memory blocks as JSON")
 
+    sub.add_parser("protocol", help="print every custom method, command and notification as JSON")
+
     b = sub.add_parser("bench", help="benchmarks")
     b.add_argument("suite", choices=["completion", "sampling", "rag"])
     b.add_argument("rest", nargs=argparse.REMAINDER, help="options of the suite (see gemma-lsp bench SUITE --help)")
@@ -136,16 +138,19 @@ def _bench(args: argparse.Namespace) -> int:
     return bench_main(rest)
 
 
-def _memory_service(config: Path | None, workspace: Path):
+def _services(config: Path | None, workspace: Path | None, *, memory: bool = True):
+    """The workspace's services from the settings file (``Services``: the one place they are built)."""
+    from gemma_lsp.app import Services
     from gemma_lsp.config import default_config_path, load_settings
-    from gemma_lsp.memory.service import MemoryService
 
     settings = load_settings(config or default_config_path())
 
-    def degraded(reason: str) -> None:
-        print(f"gemma-lsp: memories are degraded ({reason}); writes are journaled and replayed later", file=sys.stderr)
+    def notify(level: str, message: str) -> None:
+        if "degraded" in message or "unavailable" in message.lower():
+            message += " (writes are journaled and replayed later)"
+        print(f"gemma-lsp: {message}", file=sys.stderr)
 
-    return MemoryService(settings.memory, settings.index, workspace, on_degraded=degraded)
+    return Services.from_settings(settings, workspace, memory=memory, notify=notify)
 
 
 def _memory(args: argparse.Namespace) -> int:
@@ -157,9 +162,10 @@ def _memory(args: argparse.Namespace) -> int:
         return 2
 
     async def run() -> int:
-        service = _memory_service(args.config, args.workspace)
+        services = _services(args.config, args.workspace)
+        service = services.memory
         try:
-            await service.start()
+            await services.start_memory()
             if args.action == "add":
                 tags = [t.strip() for t in args.tags.split(",") if t.strip()]
                 memory = await service.remember(args.text, tier=args.tier, kind=args.kind, tags=tags, importance=args.importance)
@@ -192,7 +198,7 @@ def _memory(args: argparse.Namespace) -> int:
             print(f"gemma-lsp: {exc}", file=sys.stderr)
             return 2
         finally:
-            await service.close()
+            await services.close()
 
     return asyncio.run(run())
 
@@ -214,15 +220,16 @@ def _index(args: argparse.Namespace) -> int:
         )
 
     async def run() -> int:
-        service = _memory_service(args.config, args.path)
+        services = _services(args.config, args.path)
+        service = services.memory
         try:
-            await service.start()
+            await services.start_memory()
             state = await service.index_workspace(bar)
             print(file=sys.stderr)
             print(f"indexed {state.files_total} files into {service.namespace}: {state.chunks_written} chunks written")
             return 0
         finally:
-            await service.close()
+            await services.close()
 
     return asyncio.run(run())
 
@@ -245,28 +252,40 @@ def _selection(file: Path, lines: str | None) -> tuple[str, int, int]:
 
 def _prompt(args: argparse.Namespace) -> int:
     import asyncio
-    import json
 
-    from gemma_lsp.config import default_config_path, load_settings
     from gemma_lsp.errors import ConfigError
-    from gemma_lsp.prompts import PromptError, PromptInputs, language_for, library_for, render_prompt
 
     try:
-        settings = load_settings(args.config or default_config_path())
+        rendering = args.action == "render"
+        services = _services(args.config, args.workspace if rendering else None, memory=rendering and not args.no_memories)
     except ConfigError as exc:  # one sentence naming the key
         print(f"gemma-lsp: {exc}", file=sys.stderr)
         return 2
-    library = library_for(settings.prompts)
+
+    async def run() -> int:
+        try:
+            return await _prompt_action(args, services)
+        finally:
+            await services.close()
+
+    return asyncio.run(run())
+
+
+async def _prompt_action(args: argparse.Namespace, services) -> int:
+    import json
+
+    from gemma_lsp.prompts import PromptError, PromptInputs, language_for
+    from gemma_lsp.uri import path_to_uri
+
     if args.action == "list":
         try:
-            for entry in library.status():
+            for entry in services.prompts.status():
                 state = f"error: {entry['error']}" if entry["error"] else entry["description"]
                 print(f"{entry['name']:<12} {state}\n{'':<12} {entry['path']}")
         except PromptError as exc:
             print(f"gemma-lsp: {exc}", file=sys.stderr)
             return 2
         return 0
-
     try:
         text, first, last = _selection(args.file, args.lines) if args.file else ("", 0, 0)
     except (OSError, ValueError) as exc:
@@ -280,29 +299,16 @@ def _prompt(args: argparse.Namespace) -> int:
             path = args.file.name
     inputs = PromptInputs(
         selection=text, question=args.question, path=path, language=language_for(path), start_line=first,
-        end_line=last, uri=args.file.resolve().as_uri() if args.file else "",
+        end_line=last, uri=path_to_uri(args.file.resolve()) if args.file else "",
     )
-
-    async def run() -> int:
-        service = None if args.no_memories else _memory_service(args.config, args.workspace)
-        try:
-            if service is not None:
-                await service.start()
-            rendered = await render_prompt(
-                library, args.name, inputs, service.context_for if service else None,
-                rag_budget_tokens=settings.prompts.rag_budget_tokens,
-                recent_budget_tokens=settings.prompts.recent_budget_tokens,
-            )
-        except PromptError as exc:
-            print(f"gemma-lsp: {exc}", file=sys.stderr)
-            return 2
-        finally:
-            if service is not None:
-                await service.close()
-        print(json.dumps(rendered.to_json()) if args.json else rendered.text, end="" if not args.json else "\n")
-        return 0
-
-    return asyncio.run(run())
+    try:
+        await services.start_memory()
+        rendered = await services.render(args.name, inputs)
+    except PromptError as exc:
+        print(f"gemma-lsp: {exc}", file=sys.stderr)
+        return 2
+    print(json.dumps(rendered.to_json()) if args.json else rendered.text, end="" if not args.json else "\n")
+    return 0
 
 
 def main(argv: list[str] | None = None) -> int:
@@ -323,6 +329,13 @@ def main(argv: list[str] | None = None) -> int:
         return run_demo(args.model)
     if args.command == "bench":
         return _bench(args)
+    if args.command == "protocol":
+        import json
+
+        from gemma_lsp.protocol import describe
+
+        print(json.dumps(describe(), indent=2))
+        return 0
     return 2
 
 

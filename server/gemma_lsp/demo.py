@@ -7,6 +7,8 @@ import tempfile
 import time
 from pathlib import Path
 
+from gemma_lsp import protocol
+
 SAMPLE = (
     '"""A small module to complete in."""\n'
     "\n"
@@ -135,10 +137,10 @@ async def _demo(model: Path | None) -> int:
 async def _show_prompt(session, uri: str) -> None:
     """Remember a note, then render the 'explain' template for is_prime: the note comes back in it."""
     note = "Primes: 0 and 1 are not prime, and neither is any negative number."
-    await session.execute("gemma.memory.remember", {"text": note, "tags": ["math"]})
+    await session.execute(protocol.MEMORY_REMEMBER, {"text": note, "tags": ["math"]})
     first = SAMPLE.split("\n").index("def is_prime(n: int) -> bool:")
     selection = {"start": {"line": first, "character": 0}, "end": {"line": CURSOR[0], "character": 0}}
-    rendered = await session.execute("gemma.prompt.render", {"template": "explain", "uri": uri, "range": selection})
+    rendered = await session.execute(protocol.PROMPT_RENDER, {"template": "explain", "uri": uri, "range": selection})
     print(f"\nRemembered a note, then rendered the 'explain' prompt for is_prime "
           f"({rendered['context_ms']:.1f} ms to retrieve its memories; template {rendered['path']}):")
     print("\n".join(f"    | {text}" for text in rendered["text"].rstrip("\n").split("\n")))

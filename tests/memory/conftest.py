@@ -18,7 +18,7 @@ import pytest
 import redis
 import redis.cluster
 
-from redis_support import RedisServer, free_cluster_port, free_port
+from gemma_lsp.memory.redis_server import RedisServer, free_cluster_port, free_port
 
 from gemma_lsp.memory import EmbeddedMemoryStore, MemorySettings, RedisMemoryStore, TierTTLs
 

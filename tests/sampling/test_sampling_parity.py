@@ -31,7 +31,9 @@ from sampling_reference import (  # noqa: E402
     our_kept,
 )
 
-from gemma_lsp.bench.sampling import NativeChain, _silence_llama_logs, make_logits  # noqa: E402
+from gemma_lsp.bench.sampling import make_logits  # noqa: E402
+from gemma_lsp.engine.native import silence_llama_logs  # noqa: E402
+from gemma_lsp.engine.native_sampling import NativeChain  # noqa: E402
 from gemma_lsp.config.sampling import (  # noqa: E402
     DynamicTemperatureSpec,
     GreedySpec,
@@ -68,7 +70,7 @@ def _cases(vocabs):
 @pytest.fixture(scope="module")
 def model_logits(model_factory) -> list[np.ndarray]:
     """Next-token logits of the random-weight Gemma 3 test models (262,144 and default vocabularies)."""
-    _silence_llama_logs()
+    silence_llama_logs()
     vectors = []
     for vocab_size in (None, GEMMA3_VOCAB):
         path = model_factory("gemma3", "tiny", vocab_size)

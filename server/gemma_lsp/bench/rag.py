@@ -50,9 +50,6 @@ import os
 import platform
 import re
 import shutil
-import signal
-import socket
-import subprocess
 import sys
 import tempfile
 import time
@@ -62,17 +59,20 @@ from typing import Any
 
 import numpy as np
 
-from gemma_lsp.memory import EmbeddedMemoryStore, Memory, MemorySettings, Tier, open_store
+from gemma_lsp.app import Services
+from gemma_lsp.config import Settings
+from gemma_lsp.engine.native import llama_cpp_available
+from gemma_lsp.memory import Memory, MemorySettings, Tier
 from gemma_lsp.memory.context import estimate_tokens
-from gemma_lsp.memory.model import Kind, Position, Range, Source
+from gemma_lsp.memory.model import Kind, Position, Range, Source, namespace_for_workspace
+from gemma_lsp.memory.redis_server import RedisServer, free_port
 from gemma_lsp.memory.service import MemoryService
-from gemma_lsp.memory.store import MemoryStore
 from gemma_lsp.prompts import PromptInputs, PromptLibrary, builtin_prompt_dir, render_prompt
 
 from .common import percentiles
 
-NAMESPACE = "bench-rag"
 ROOT = "/bench/workspace"
+NAMESPACE = namespace_for_workspace(ROOT)  # the namespace the services give this workspace
 QUERY_KINDS = ("identifier", "camel", "code")
 TARGETS = {
     "retrieval_p95_ms_embedded": 15.0,
@@ -206,68 +206,6 @@ def make_queries(corpus: Corpus, n: int, seed: int = 1) -> list[tuple[str, str, 
 
 
 # --------------------------------------------------------------------------------------------
-# Redis
-# --------------------------------------------------------------------------------------------
-
-
-def _free_port() -> int:
-    with socket.socket() as s:
-        s.bind(("127.0.0.1", 0))
-        return s.getsockname()[1]
-
-
-class RedisProcess:
-    """A redis-server this bench starts (no persistence) and stops."""
-
-    def __init__(self, binary: str, workdir: Path) -> None:
-        self.binary, self.workdir = binary, workdir
-        self.port = _free_port()
-        self.proc: subprocess.Popen | None = None
-        self.version: str | None = None
-
-    @property
-    def url(self) -> str:
-        return f"redis://127.0.0.1:{self.port}/0"
-
-    def start(self, timeout: float = 10.0) -> "RedisProcess":
-        import redis
-
-        self.workdir.mkdir(parents=True, exist_ok=True)
-        args = [self.binary, "--port", str(self.port), "--bind", "127.0.0.1", "--dir", str(self.workdir),
-                "--save", "", "--appendonly", "no", "--daemonize", "no", "--loglevel", "warning"]  # fmt: skip
-        self.proc = subprocess.Popen(args, stdout=subprocess.DEVNULL, stderr=subprocess.PIPE)
-        client = redis.Redis(host="127.0.0.1", port=self.port, socket_connect_timeout=0.2)
-        deadline = time.monotonic() + timeout
-        try:
-            while True:
-                try:
-                    self.version = str(client.info("server").get("redis_version"))
-                    return self
-                except redis.exceptions.ConnectionError:
-                    if self.proc.poll() is not None:
-                        raise RuntimeError(f"redis-server exited: {self.proc.stderr.read().decode(errors='replace')}")
-                    if time.monotonic() > deadline:
-                        raise RuntimeError(f"redis-server did not answer within {timeout:g} s")
-                    time.sleep(0.02)
-        finally:
-            client.close()
-
-    def stop(self) -> None:
-        if self.proc is None:
-            return
-        if self.proc.poll() is None:
-            self.proc.send_signal(signal.SIGTERM)
-            try:
-                self.proc.wait(10)
-            except subprocess.TimeoutExpired:
-                self.proc.kill()
-                self.proc.wait(10)
-        if self.proc.stderr:
-            self.proc.stderr.close()
-        self.proc = None
-
-
-# --------------------------------------------------------------------------------------------
 # Dense
 # --------------------------------------------------------------------------------------------
 
@@ -319,7 +257,7 @@ def _ms(values: list[float]) -> dict[str, float | None]:
     return percentiles(values)
 
 
-def _write(store: MemoryStore, memories: list[Memory], batch: int) -> float:
+def _write(store: Any, memories: list[Memory], batch: int) -> float:
     started = time.perf_counter()
     for i in range(0, len(memories), batch):
         store.put_many(memories[i : i + batch])
@@ -394,16 +332,20 @@ def _injection(loop: _Loop, service: MemoryService, queries: list[tuple[str, str
     }  # fmt: skip
 
 
-def _run_store(loop: _Loop, store: MemoryStore, corpus: Corpus, queries, *, k: int, budget: int, batch: int, embedder=None) -> tuple[dict, dict, dict]:
-    service = MemoryService(MemorySettings(), store=store, embedder=embedder)
-    service.namespace = NAMESPACE  # no workspace root: the corpus's namespace
-    service.root = Path(ROOT)
+def _services(memory: MemorySettings, embedder=None) -> Services:
+    """The services of the corpus's (imaginary) workspace, on the store ``memory`` configures."""
+    return Services.from_settings(Settings(memory=memory), Path(ROOT), embedder=embedder)
+
+
+def _run_store(loop: _Loop, memory: MemorySettings, corpus: Corpus, queries, *, k: int, budget: int, batch: int) -> tuple[dict, dict, dict]:
+    services = _services(memory)
+    service = services.memory
     try:
         indexing = _indexing(loop, service, corpus.memories, batch)
         retrieval = _retrieval(loop, service, queries, k)
         injection = _injection(loop, service, queries, budget)
     finally:
-        loop.run(service.close())
+        loop.run(services.close())
     return indexing, retrieval, injection
 
 
@@ -444,10 +386,8 @@ def _dense(loop: _Loop, workdir: Path, corpus: Corpus, *, k: int, seconds: float
         log(f"dense: embedded {n} chunks in {embed_s:.1f} s ({rate:.1f} chunks/s, {workers} workers)")
         subset = Corpus(embedded, corpus.names[:n], 0, 0.0)
         dq = make_queries(subset, max_queries, seed=3)
-        store = EmbeddedMemoryStore(MemorySettings(sqlite_path=workdir / "dense.sqlite3", journal_dir=workdir / "j"))
-        service = MemoryService(MemorySettings(), store=store, embedder=embedder)
-        service.namespace = NAMESPACE
-        service.root = Path(ROOT)
+        services = _services(MemorySettings(sqlite_path=workdir / "dense.sqlite3", journal_dir=workdir / "j"), embedder)
+        service = services.memory
         try:
             indexing = _indexing(loop, service, subset.memories, 1000)
             hybrid = _retrieval(loop, service, dq, k, warmup=2)
@@ -465,7 +405,7 @@ def _dense(loop: _Loop, workdir: Path, corpus: Corpus, *, k: int, seconds: float
                 dense_found[kind].append(any(h.id == target for h in hits))
             stats = service.index.stats()
         finally:
-            loop.run(service.close())
+            loop.run(services.close())
         matvec = _matvec_ms(np.asarray([m.embedding for m in embedded], dtype=np.float32), qvecs, k)
         return {
             "chunks": n, "of_chunks": len(memories),
@@ -538,8 +478,8 @@ def run_rag_bench(
         work = Path(tmp)
         # ---- embedded SQLite store
         log("embedded store: writing, indexing, querying")
-        store = EmbeddedMemoryStore(MemorySettings(sqlite_path=work / "memories.sqlite3", journal_dir=work / "journal"))
-        emb_index, emb_retrieval, emb_injection = _run_store(loop, store, corpus, qs, k=k, budget=budget, batch=batch)
+        embedded = MemorySettings(sqlite_path=work / "memories.sqlite3", journal_dir=work / "journal")
+        emb_index, emb_retrieval, emb_injection = _run_store(loop, embedded, corpus, qs, k=k, budget=budget, batch=batch)
         # ---- Redis
         redis_index = redis_retrieval = redis_injection = None
         binary = shutil.which("redis-server") if redis else None
@@ -548,15 +488,15 @@ def run_rag_bench(
         elif binary is None:
             skipped["redis"] = "redis-server is not installed (not on PATH)"
         else:
-            server = RedisProcess(binary, work / "redis")
+            server = RedisServer(binary, free_port(), work / "redis")
             try:
                 server.start()
                 redis_version = server.version
                 log(f"redis {redis_version} on port {server.port}: writing, indexing, querying")
-                rstore = open_store(MemorySettings(url=server.url, prefix="bench", journal_dir=work / "journal",
-                                                   sqlite_path=work / "unused.sqlite3"))  # fmt: skip
+                on_redis = MemorySettings(url=server.url, prefix="bench", journal_dir=work / "journal",
+                                          sqlite_path=work / "unused.sqlite3")  # fmt: skip
                 redis_index, redis_retrieval, redis_injection = _run_store(
-                    loop, rstore, corpus, qs, k=k, budget=budget, batch=batch
+                    loop, on_redis, corpus, qs, k=k, budget=budget, batch=batch
                 )
             except Exception as exc:  # noqa: BLE001 - reported, not hidden
                 skipped["redis"] = f"redis run failed: {type(exc).__name__}: {exc}"
@@ -568,9 +508,7 @@ def run_rag_bench(
         if not dense:
             skipped["dense"] = "--no-dense"
         else:
-            try:
-                import llama_cpp  # noqa: F401
-            except ImportError:
+            if not llama_cpp_available():
                 skipped["dense"] = "llama-cpp-python is not installed"
             else:
                 cap = "all chunks" if dense_seconds is None else f"for up to {dense_seconds:g} s"

@@ -17,7 +17,6 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
-from lsprotocol import types as lsp
 
 from .common import bench_file, functions_for, percentiles
 
@@ -57,39 +56,28 @@ class _Editor:
     def keystroke(self, ch: str) -> None:
         line, col = self.position()
         if ch == "\b":
-            start = (line, col - 1) if col > 0 else None
-            if start is None:
+            if col == 0:
                 return
             self.text = self.text[: self.offset - 1] + self.text[self.offset :]
             self.offset -= 1
-            rng = lsp.Range(start=lsp.Position(line=line, character=col - 1), end=lsp.Position(line=line, character=col))
-            new = ""
+            start, new = (line, col - 1), ""
         else:
             self.text = self.text[: self.offset] + ch + self.text[self.offset :]
             self.offset += 1
-            rng = lsp.Range(start=lsp.Position(line=line, character=col), end=lsp.Position(line=line, character=col))
-            new = ch
-        self.session.edit(self.uri, rng, new)
+            start, new = (line, col), ch
+        self.session.replace(self.uri, start, (line, col), new)
 
     async def request(self) -> None:
-        client = self.session.client
         now = time.perf_counter()
         for old in list(self.sent):
             if old not in self.superseded_at:
                 self.superseded_at[old] = now
-                client.protocol.notify(lsp.CANCEL_REQUEST, lsp.CancelParams(id=old))
+                self.session.cancel_request(old)
         msg_id = f"k{next(self.ids)}"
         line, col = self.position()
-        params = lsp.InlineCompletionParams(
-            text_document=lsp.TextDocumentIdentifier(uri=self.uri),
-            position=lsp.Position(line=line, character=col),
-            context=lsp.InlineCompletionContext(trigger_kind=lsp.InlineCompletionTriggerKind.Automatic),
-        )
         self.sent[msg_id] = now
         key = (self.offset, len(self.text))
-        future = asyncio.ensure_future(
-            client.protocol.send_request_async(lsp.TEXT_DOCUMENT_INLINE_COMPLETION, params, msg_id=msg_id)
-        )
+        future = self.session.send_inline(self.uri, line, col, msg_id)
         future.add_done_callback(lambda f: self._done(msg_id, key, f))
 
     def _done(self, msg_id: str, key: tuple[int, int], future: asyncio.Future) -> None:

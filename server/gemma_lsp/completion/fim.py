@@ -25,7 +25,7 @@ from __future__ import annotations
 
 from dataclasses import dataclass
 
-from gemma_lsp.engine import Backend
+from gemma_lsp.engine import Tokenizer
 
 from .context import Chunk
 
@@ -54,7 +54,7 @@ class FimPromptBuilder:
 
     def build(
         self,
-        backend: Backend,
+        backend: Tokenizer,
         uri: str,
         text: str,
         offset: int,
@@ -77,7 +77,7 @@ class FimPromptBuilder:
             return [sp.bos, *header, sp.fim_prefix, *prefix, sp.fim_suffix, *suffix, sp.fim_middle]
         return [sp.bos, *header, sp.fim_suffix, *suffix, sp.fim_prefix, *prefix, sp.fim_middle]
 
-    def _extra_tokens(self, backend: Backend, chunks: list[Chunk], budget: int) -> list[int]:
+    def _extra_tokens(self, backend: Tokenizer, chunks: list[Chunk], budget: int) -> list[int]:
         """The newest chunks that fit the budget, oldest first, each under a file separator."""
         if budget <= 0 or not chunks:
             return []
@@ -97,7 +97,7 @@ class FimPromptBuilder:
             self._chunk_tokens = {c: t for c, t in self._chunk_tokens.items() if c in live}
         return [t for tokens in reversed(picked) for t in tokens]
 
-    def _prefix_tokens(self, backend: Backend, uri: str, text: str, offset: int, budget: int) -> list[int]:
+    def _prefix_tokens(self, backend: Tokenizer, uri: str, text: str, offset: int, budget: int) -> list[int]:
         anchor = self._anchors.get(uri)
         if anchor is not None and anchor <= offset and _is_line_start(text, anchor):
             tokens = backend.tokenize(text[anchor:offset])
@@ -109,7 +109,7 @@ class FimPromptBuilder:
         return tokens[-budget:] if len(tokens) > budget else tokens
 
     @staticmethod
-    def _choose_anchor(backend: Backend, text: str, offset: int, budget: int) -> int:
+    def _choose_anchor(backend: Tokenizer, text: str, offset: int, budget: int) -> int:
         """The earliest line start whose text up to ``offset`` fits in ~3/4 of the budget."""
         lo = max(0, offset - budget * _CHARS_PER_TOKEN_BOUND)
         if lo == 0 and len(backend.tokenize(text[:offset])) <= budget:
@@ -128,7 +128,7 @@ class FimPromptBuilder:
         return anchor
 
     @staticmethod
-    def _suffix_tokens(backend: Backend, text: str, offset: int, budget: int) -> list[int]:
+    def _suffix_tokens(backend: Tokenizer, text: str, offset: int, budget: int) -> list[int]:
         if budget <= 0 or offset >= len(text):
             return []
         window = text[offset : offset + budget * _CHARS_PER_TOKEN_BOUND]

@@ -12,8 +12,7 @@ from dataclasses import dataclass, field
 from typing import Any
 
 from gemma_lsp.config import CompletionSettings
-from gemma_lsp.engine import EngineManager, GenerationLimits, GenerationRequest
-from gemma_lsp.sampling import Greedy, Sampler
+from gemma_lsp.engine import EngineManager, GenerationLimits, GenerationRequest, SamplingSpec, TokenPrompt
 
 from .cache import CompletionCache, TypeAhead, prompt_key
 from .context import Chunk, RetrievalCache, Retriever, RingContext
@@ -31,15 +30,15 @@ class Suggestion:
     source: str  # "engine" | "cache" | "type_ahead"
 
 
-SamplerFactory = Callable[[CompletionSettings], Sampler]
+SamplingFactory = Callable[[CompletionSettings], SamplingSpec]
 
 # Control characters a model can emit but no source file wants (tab and line breaks stay).
 _CONTROL_CHARACTERS = {c: None for c in [*range(0, 9), 11, 12, *range(14, 32), 127]}
 
 
-def default_sampler(settings: CompletionSettings) -> Sampler:
-    """Greedy: what a service gets when nobody chose a sampler chain for it."""
-    return Greedy()
+def greedy(settings: CompletionSettings) -> SamplingSpec:
+    """Greedy: what a service gets when nobody chose a sampler preset for it."""
+    return SamplingSpec()
 
 
 @dataclass
@@ -65,13 +64,13 @@ class CompletionService:
         self,
         engine: EngineManager,
         settings: Callable[[], CompletionSettings],
-        sampler_factory: SamplerFactory = default_sampler,
+        sampling: SamplingFactory = greedy,
         cache_size: int = 256,
         retriever: Retriever | None = None,
     ) -> None:
         self._engine = engine
         self._settings = settings
-        self._sampler_factory = sampler_factory
+        self._sampling = sampling
         self._fim = FimPromptBuilder()
         self._cache = CompletionCache(cache_size)
         self._type_ahead = TypeAhead()
@@ -108,14 +107,13 @@ class CompletionService:
             return
         uri, text, offset, path = self._active
         settings = self._settings()
-        build = self._prompt_builder(uri, text, offset, path, settings)
-        await self._engine.prefetch(build)
+        await self._engine.prefetch(self._prompt(uri, text, offset, path, settings))
 
-    def _prompt_builder(self, uri: str, text: str, offset: int, path: str | None, settings: CompletionSettings):
+    def _prompt(self, uri: str, text: str, offset: int, path: str | None, settings: CompletionSettings):
         windows = FimWindows(settings.prefix_tokens, settings.suffix_tokens, settings.fim_order, settings.extra_context_tokens)
         # Retrieved chunks first (they change least often), then the ring's, newest last.
         extra = [*self._retrieved, *self.ring.chunks(exclude_path=path)]
-        return lambda backend: self._fim.build(backend, uri, text, offset, windows, path, extra)
+        return TokenPrompt(lambda tokenizer: self._fim.build(tokenizer, uri, text, offset, windows, path, extra))
 
     def forget(self, uri: str) -> None:
         """The document closed: drop its state and cancel its unfinished request."""
@@ -168,8 +166,8 @@ class CompletionService:
             return finish(raw, "cache")
 
         request = GenerationRequest(
-            build_prompt=self._prompt_builder(uri, text, offset, path, settings),
-            sampler=self._sampler_factory(settings),
+            prompt=self._prompt(uri, text, offset, path, settings),
+            sampling=self._sampling(settings),
             limits=GenerationLimits(
                 max_tokens=settings.max_tokens,
                 # Text right of the cursor: one line fits there, so stop generating after one.

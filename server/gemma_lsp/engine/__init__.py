@@ -1,11 +1,27 @@
-"""The engine layer: the Backend interface, the llama.cpp backend, the test-model writer and
-the EngineManager. The only layer that imports llama_cpp (lazily, in ``llamacpp.py``)."""
+"""The engine layer: one interface for every backend, the EngineManager that serves it, the
+in-process llama.cpp backend and the test-model writer. The only layer that imports llama_cpp
+(lazily, in ``llamacpp.py``, ``native.py``, ``native_sampling.py`` and ``embedder.py``)."""
 
 from .backend import Backend, EvalResult, ModelInfo, SpecialTokens
-from .manager import EngineManager, EngineStats, GenerationLimits, GenerationRequest, GenerationResult
+from .manager import EngineManager, EngineStats
+from .request import (
+    ChatMessage,
+    ChatPrompt,
+    GenerationLimits,
+    GenerationRequest,
+    GenerationResult,
+    Prompt,
+    SamplingSpec,
+    TextPrompt,
+    TokenPrompt,
+    Tokenizer,
+)
+from .runtime import ProgressCallback, RunControl, Runtime
 
 __all__ = [
     "Backend",
+    "ChatMessage",
+    "ChatPrompt",
     "EngineManager",
     "EngineStats",
     "EvalResult",
@@ -13,5 +29,13 @@ __all__ = [
     "GenerationRequest",
     "GenerationResult",
     "ModelInfo",
+    "ProgressCallback",
+    "Prompt",
+    "RunControl",
+    "Runtime",
+    "SamplingSpec",
     "SpecialTokens",
+    "TextPrompt",
+    "TokenPrompt",
+    "Tokenizer",
 ]

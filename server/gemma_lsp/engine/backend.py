@@ -1,4 +1,6 @@
-"""The interface every engine implements (llama.cpp in-process now; gemma.cpp, remote later).
+"""The token-level interface of in-process backends (llama.cpp now, gemma.cpp later): logits in,
+tokens out. Generation over it is ``tokenloop.py``; what every backend (remote ones too)
+implements is ``runtime.py``.
 
 A backend is not thread-safe: the :class:`~gemma_lsp.engine.manager.EngineManager` calls it
 from its one worker thread only.

@@ -47,7 +47,8 @@ import numpy as np
 
 from gemma_lsp.errors import ModelUnavailable
 
-from .llamacpp import open_llama, read_architecture
+from .gguf import read_architecture
+from .native import open_llama
 
 EMBEDDING_ARCHES = ("gemma-embedding", "gemma", "gemma2", "gemma3")
 MAX_TOKENS = 512  # per text: longer texts are cut (llama-cpp-python's embed cut at its batch size, 512)

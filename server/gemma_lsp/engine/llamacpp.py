@@ -11,12 +11,8 @@ What it adds over ``llama_cpp.Llama``:
 
 from __future__ import annotations
 
-import contextlib
-import ctypes
-import io
 import logging
 import os
-import struct
 import threading
 import time
 from pathlib import Path
@@ -27,107 +23,13 @@ from gemma_lsp.config import ModelSettings
 from gemma_lsp.errors import Cancelled, ModelUnavailable
 
 from .backend import EvalResult, ModelInfo, SpecialTokens
+from .gguf import read_architecture
+from .native import open_llama, silence_llama_logs
 
 log = logging.getLogger(__name__)
 
 SUPPORTED_ARCHES = ("gemma", "gemma2", "gemma3")
-_GGUF_MAGIC = b"GGUF"
 _ROPE_SCALING = {"none": 0, "linear": 1, "yarn": 2}
-
-# llama.cpp keeps a raw pointer to the log callback: the ctypes object must live as long as the
-# process, or the next log line calls freed memory.
-_LOG_CALLBACK = None
-
-
-def _silence_llama_logs() -> None:
-    global _LOG_CALLBACK
-    if _LOG_CALLBACK is not None:
-        return
-    import llama_cpp
-
-    def forward(level: int, text: bytes, user_data: ctypes.c_void_p) -> None:
-        if level in (2, 3):  # warnings and errors go to our log (a file or stderr), never stdout
-            log.debug("llama.cpp: %s", text.decode("utf-8", "replace").rstrip())
-
-    _LOG_CALLBACK = llama_cpp.llama_log_callback(forward)
-    llama_cpp.llama_log_set(_LOG_CALLBACK, ctypes.c_void_p(0))
-
-
-def read_architecture(path: Path) -> str:
-    """The ``general.architecture`` of a GGUF file, or :class:`ModelUnavailable` saying why not."""
-    if not path.exists():
-        raise ModelUnavailable(f"Model file {path} does not exist.")
-    if path.is_dir():
-        raise ModelUnavailable(f"Model path {path} is a folder, not a GGUF file.")
-    try:
-        with open(path, "rb") as f:
-            head = f.read(4 + 4 + 8 + 8)
-            if len(head) < 24 or head[:4] != _GGUF_MAGIC:
-                raise ModelUnavailable(f"Model file {path} is not a GGUF file.")
-            version = struct.unpack("<I", head[4:8])[0]
-            if version < 2:
-                raise ModelUnavailable(f"Model file {path} is GGUF version {version}, which is too old.")
-            n_kv = struct.unpack("<Q", head[16:24])[0]
-            for _ in range(min(n_kv, 4096)):
-                key = _read_str(f)
-                (vtype,) = struct.unpack("<I", f.read(4))
-                if key == "general.architecture" and vtype == 8:
-                    return _read_str(f)
-                _skip_value(f, vtype)
-    except PermissionError:
-        raise ModelUnavailable(f"Model file {path} is not readable (permission denied).") from None
-    except (OSError, struct.error, UnicodeDecodeError, ValueError):
-        raise ModelUnavailable(f"Model file {path} is not a valid GGUF file (truncated or corrupt).") from None
-    raise ModelUnavailable(f"Model file {path} does not say which architecture it is.")
-
-
-_SCALAR_SIZES = {0: 1, 1: 1, 2: 2, 3: 2, 4: 4, 5: 4, 6: 4, 7: 1, 10: 8, 11: 8, 12: 8}
-
-
-def _read_str(f) -> str:
-    (n,) = struct.unpack("<Q", f.read(8))
-    if n > 1 << 24:
-        raise ValueError("string too long")
-    return f.read(n).decode("utf-8")
-
-
-def _skip_value(f, vtype: int) -> None:
-    if vtype in _SCALAR_SIZES:
-        f.seek(_SCALAR_SIZES[vtype], os.SEEK_CUR)
-    elif vtype == 8:
-        (n,) = struct.unpack("<Q", f.read(8))
-        f.seek(n, os.SEEK_CUR)
-    elif vtype == 9:
-        (item_type,) = struct.unpack("<I", f.read(4))
-        (count,) = struct.unpack("<Q", f.read(8))
-        if item_type in _SCALAR_SIZES:
-            f.seek(_SCALAR_SIZES[item_type] * count, os.SEEK_CUR)
-        else:
-            for _ in range(count):
-                _skip_value(f, item_type)
-    else:
-        raise ValueError(f"unknown GGUF value type {vtype}")
-
-
-def open_llama(**kwargs):
-    """``llama_cpp.Llama(**kwargs)`` that never touches the process's stdout.
-
-    With ``verbose=False``, llama-cpp-python silences llama.cpp by pointing file descriptors 1
-    and 2 at /dev/null (dup2) for the whole load. That is process-wide: an LSP message the
-    server writes to stdout from the event-loop thread meanwhile is lost, and the client
-    waits forever for it. So load with ``verbose=True`` (llama.cpp's own logging is already
-    routed to our log by :func:`_silence_llama_logs`) and catch the few lines the Python
-    wrapper prints to ``sys.stderr`` into the debug log.
-    """
-    import llama_cpp
-
-    _silence_llama_logs()
-    chatter = io.StringIO()
-    with contextlib.redirect_stderr(chatter):
-        llm = llama_cpp.Llama(verbose=True, **kwargs)
-    for line in chatter.getvalue().splitlines():
-        log.debug("llama-cpp-python: %s", line)
-    return llm
 
 
 class LlamaCppBackend:
@@ -184,7 +86,7 @@ class LlamaCppBackend:
                 f"Model file {path} is a {arch!r} model; gemma-lsp runs Gemma models "
                 f"({', '.join(SUPPORTED_ARCHES)})."
             )
-        _silence_llama_logs()
+        silence_llama_logs()
         import llama_cpp
 
         progress("reading weights", 10)

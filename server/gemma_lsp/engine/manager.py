@@ -20,53 +20,14 @@ from typing import Any
 
 from gemma_lsp.config import ModelSettings
 from gemma_lsp.errors import Cancelled, ModelUnavailable
-from gemma_lsp.sampling import Greedy, Sampler
 
-from .backend import Backend, ModelInfo
+from .backend import ModelInfo
+from .request import GenerationLimits, GenerationRequest, GenerationResult, Prompt
+from .runtime import ProgressCallback, RunControl, Runtime
 
 log = logging.getLogger(__name__)
 
-ProgressCallback = Callable[[str, int], None]  # (message, percentage 0-100); called on the worker
-BackendFactory = Callable[[ModelSettings, ProgressCallback], Backend]
-
-
-@dataclass(frozen=True)
-class GenerationLimits:
-    max_tokens: int
-    max_lines: int | None = None  # stop before the newline that would start line max_lines + 1
-    time_limit_s: float | None = None
-    stop_ids: frozenset[int] | None = None  # None = the model's eos, end-of-turn, file separator
-
-
-@dataclass
-class GenerationRequest:
-    """One generation: how to build the prompt (on the worker), how to sample, when to stop.
-
-    ``key`` groups requests that supersede each other (a document URI for completions):
-    submitting a request cancels every older unfinished request with the same key.
-    """
-
-    build_prompt: Callable[[Backend], list[int]]
-    sampler: Sampler
-    limits: GenerationLimits
-    key: str | None = None
-    # False: the text arrives in one piece at the end (one wake-up of the event loop instead of
-    # one per token, which is what a completion wants); True: piece by piece as generated.
-    incremental: bool = True
-    # Background work (filling the KV cache ahead of time): any foreground request cancels it.
-    background: bool = False
-
-
-@dataclass
-class GenerationResult:
-    text: str
-    stop_reason: str  # "stop_token" | "max_tokens" | "max_lines" | "time_limit"
-    prompt_tokens: int
-    tokens_reused: int
-    tokens_evaluated: int
-    tokens_generated: int
-    engine_ms: float  # time the worker spent on this request (prompt build + eval + sampling)
-    queue_ms: float  # time the request waited for the worker
+BackendFactory = Callable[[ModelSettings, ProgressCallback], Runtime]
 
 
 @dataclass(eq=False)  # identity semantics: jobs live in sets
@@ -84,6 +45,9 @@ class _Job:
         if not self.cancel_event.is_set():
             self.sampled_at_cancel = self.tokens_sampled
             self.cancel_event.set()
+
+    def count_sample(self) -> None:
+        self.tokens_sampled += 1
 
     def emit(self, item: Any) -> None:
         self.loop.call_soon_threadsafe(self.queue.put_nowait, item)
@@ -120,13 +84,13 @@ class EngineManager:
 
     def __init__(self, settings: ModelSettings, backend_factory: BackendFactory | None = None) -> None:
         if backend_factory is None:
-            from .llamacpp import LlamaCppBackend
+            from .backends import load_runtime
 
-            backend_factory = LlamaCppBackend.load
+            backend_factory = load_runtime
         self._factory = backend_factory
         self._settings = settings
         self._executor = concurrent.futures.ThreadPoolExecutor(max_workers=1, thread_name_prefix="gemma-engine")
-        self._backend: Backend | None = None
+        self._runtime: Runtime | None = None
         self._load_error: ModelUnavailable | None = None
         self._latest: dict[str, _Job] = {}
         self._background: set[_Job] = set()
@@ -143,11 +107,11 @@ class EngineManager:
 
     @property
     def loaded(self) -> bool:
-        return self._backend is not None
+        return self._runtime is not None
 
     @property
     def info(self) -> ModelInfo | None:
-        return self._backend.info if self._backend else None
+        return self._runtime.info if self._runtime else None
 
     @property
     def load_error(self) -> str | None:
@@ -164,7 +128,7 @@ class EngineManager:
 
     def configure(self, settings: ModelSettings) -> None:
         """Set the model settings before anything is loaded (at initialize)."""
-        if self._backend is not None:
+        if self._runtime is not None:
             raise RuntimeError("the model is loaded: use reconfigure()")
         self._settings = settings
         self._load_error = None
@@ -190,27 +154,27 @@ class EngineManager:
         self._executor.shutdown(wait=False, cancel_futures=True)
 
     def _load_on_worker(self) -> ModelInfo:
-        if self._backend is not None:
-            return self._backend.info
+        if self._runtime is not None:
+            return self._runtime.info
         if self._load_error is not None:
             raise self._load_error
         started = time.perf_counter()
         progress = self._progress or (lambda message, pct: None)
         try:
-            self._backend = self._factory(self._settings, progress)
+            self._runtime = self._factory(self._settings, progress)
         except ModelUnavailable as exc:
             self._load_error = exc
             self.stats.load_failures += 1
             raise
         self.stats.loads += 1
         self.stats.last_load_ms = (time.perf_counter() - started) * 1000
-        log.info("model loaded in %.0f ms: %s", self.stats.last_load_ms, self._backend.info)
-        return self._backend.info
+        log.info("model loaded in %.0f ms: %s", self.stats.last_load_ms, self._runtime.info)
+        return self._runtime.info
 
     def _unload_on_worker(self) -> None:
-        if self._backend is not None:
-            self._backend.close()
-            self._backend = None
+        if self._runtime is not None:
+            self._runtime.close()
+            self._runtime = None
             self.stats.unloads += 1
             log.info("model unloaded")
 
@@ -227,7 +191,7 @@ class EngineManager:
     def _idle_check(self) -> None:
         self._idle_handle = None
         idle = self._settings.idle_unload_seconds
-        if idle <= 0 or self._in_flight or self._backend is None:
+        if idle <= 0 or self._in_flight or self._runtime is None:
             return
         if time.monotonic() - self._last_used >= idle - 0.01:
             log.info("unloading the model after %.0f s idle", idle)
@@ -309,13 +273,13 @@ class EngineManager:
             parts.append(item)
         raise Cancelled("the generation ended without a result")
 
-    async def prefetch(self, build_prompt: Callable[[Backend], list[int]], key: str | None = None) -> None:
+    async def prefetch(self, prompt: Prompt) -> None:
         """Evaluate a prompt into the KV cache without generating, when nothing else waits.
 
         Any foreground request cancels it; errors are not the caller's problem (it is only a
         head start), so they are logged and dropped.
         """
-        request = GenerationRequest(build_prompt, Greedy(), GenerationLimits(max_tokens=0), key=None, background=True)
+        request = GenerationRequest(prompt, limits=GenerationLimits(max_tokens=0), background=True)
         try:
             await self.generate(request)
         except (Cancelled, ModelUnavailable):
@@ -344,87 +308,32 @@ class EngineManager:
 
     def _generate_on_worker(self, job: _Job) -> None:
         started = time.perf_counter()
-        cancel = job.cancel_event
-        if cancel.is_set():
+        if job.cancel_event.is_set():
             raise Cancelled("superseded before it started")
         self._load_on_worker()
-        backend = self._backend
-        assert backend is not None
+        runtime = self._runtime
+        assert runtime is not None
         req = job.request
-        limits = req.limits
-        stop_ids = limits.stop_ids if limits.stop_ids is not None else backend.special.stop_ids()
-        deadline = started + limits.time_limit_s if limits.time_limit_s else None
-
-        prompt = req.build_prompt(backend)
-        max_new = max(0, min(limits.max_tokens, backend.n_ctx - len(prompt)))
-        first = backend.eval(prompt, abort=cancel)
-        tokens_evaluated = first.tokens_evaluated
-        logits = first.logits
-        sampler = req.sampler
-        sampler.reset()
-        newlines = 0
-        generated = 0
-        stop_reason = "max_tokens"
         held: list[bytes] = []
-        emit = job.emit if req.incremental else held.append
-        for step in range(max_new):
-            if cancel.is_set():
-                raise Cancelled("cancelled during generation")
-            token = sampler.sample(logits)
-            job.tokens_sampled += 1
-            sampler.accept(token)
-            if token in stop_ids:
-                stop_reason = "stop_token"
-                break
-            generated += 1
-            piece = backend.token_bytes(token)
-            if limits.max_lines is not None and b"\n" in piece:
-                allowed = limits.max_lines - 1 - newlines
-                if piece.count(b"\n") > allowed:
-                    cut = -1
-                    for _ in range(allowed + 1):
-                        cut = piece.index(b"\n", cut + 1)
-                    if cut > 0:
-                        emit(piece[:cut])
-                    stop_reason = "max_lines"
-                    break
-                newlines += piece.count(b"\n")
-            emit(piece)
-            if deadline is not None and time.perf_counter() > deadline:
-                stop_reason = "time_limit"
-                break
-            if step + 1 < max_new:
-                logits = backend.extend([token], abort=cancel).logits
-                tokens_evaluated += 1
+        control = RunControl(job.cancel_event, job.emit if req.incremental else held.append, job.count_sample)
+        result = runtime.run(req, control)
         if held:
             job.emit(b"".join(held))
-        engine_ms = (time.perf_counter() - started) * 1000
+        result.queue_ms = (started - job.submitted_at) * 1000
+        self.stats.tokens_evaluated += result.tokens_evaluated
         if req.background:
             self.stats.prefetched += 1
-            self.stats.tokens_evaluated += first.tokens_evaluated
-            job.emit(GenerationResult("", "prefetch", len(prompt), first.tokens_reused, first.tokens_evaluated, 0,
-                                      engine_ms, (started - job.submitted_at) * 1000))
+            job.emit(result)
             return
         self.stats.completed += 1
-        self.stats.tokens_evaluated += first.tokens_evaluated
-        self.stats.tokens_generated += generated
-        result = GenerationResult(
-            text="",  # the stream carries the text; generate() callers join it
-            stop_reason=stop_reason,
-            prompt_tokens=len(prompt),
-            tokens_reused=first.tokens_reused,
-            tokens_evaluated=first.tokens_evaluated,
-            tokens_generated=generated,
-            engine_ms=engine_ms,
-            queue_ms=(started - job.submitted_at) * 1000,
-        )
+        self.stats.tokens_generated += result.tokens_generated
         self.stats.last = {
             "prompt_tokens": result.prompt_tokens,
             "tokens_reused": result.tokens_reused,
             "tokens_evaluated": result.tokens_evaluated,
-            "tokens_generated": generated,
-            "engine_ms": engine_ms,
+            "tokens_generated": result.tokens_generated,
+            "engine_ms": result.engine_ms,
             "queue_ms": result.queue_ms,
-            "stop_reason": stop_reason,
+            "stop_reason": result.stop_reason,
         }
         job.emit(result)

@@ -6,16 +6,23 @@ import logging
 from pathlib import Path
 from typing import Any
 
-from .features import STATS_METHOD, register
+from .completion import CompletionFeature
+from .memory import MemoryFeature
+from .model import ModelFeature
+from .prompts import PromptsFeature
 from .server import GemmaLanguageServer
+
+# In the order lifecycle events reach them: the model starts loading before memories are read.
+FEATURES = (ModelFeature, CompletionFeature, MemoryFeature, PromptsFeature)
 
 
 def create_server(
     config_path: Path | None = None, overrides: dict[str, Any] | None = None, cli_log_level: int = logging.WARNING
 ) -> GemmaLanguageServer:
     server = GemmaLanguageServer(config_path=config_path, overrides=overrides, cli_log_level=cli_log_level)
-    register(server)
+    for feature in FEATURES:
+        server.add_feature(feature(server))
     return server
 
 
-__all__ = ["STATS_METHOD", "GemmaLanguageServer", "create_server"]
+__all__ = ["FEATURES", "GemmaLanguageServer", "create_server"]

@@ -16,9 +16,9 @@ from typing import Any
 from lsprotocol import types as lsp
 from pygls.lsp.client import LanguageClient
 
-from gemma_lsp import __version__
+from gemma_lsp import __version__, protocol
+from gemma_lsp.uri import path_to_uri
 
-from .features import STATS_METHOD
 from .values import plain
 
 CLIENT_CAPABILITIES = lsp.ClientCapabilities(
@@ -119,6 +119,26 @@ class EditorSession:
             )
         )
 
+    def replace(self, uri: str, start: tuple[int, int], end: tuple[int, int], text: str) -> None:
+        """Replace the text from ``start`` to ``end`` (each ``(line, character)``) with ``text``."""
+        rng = lsp.Range(start=lsp.Position(line=start[0], character=start[1]), end=lsp.Position(line=end[0], character=end[1]))
+        self.edit(uri, rng, text)
+
+    def send_inline(self, uri: str, line: int, character: int, msg_id: str) -> asyncio.Future:
+        """An inline completion request with our own id (so it can be cancelled), not awaited."""
+        params = lsp.InlineCompletionParams(
+            text_document=lsp.TextDocumentIdentifier(uri=uri),
+            position=lsp.Position(line=line, character=character),
+            context=lsp.InlineCompletionContext(trigger_kind=lsp.InlineCompletionTriggerKind.Automatic),
+        )
+        return asyncio.ensure_future(
+            self.client.protocol.send_request_async(lsp.TEXT_DOCUMENT_INLINE_COMPLETION, params, msg_id=msg_id)
+        )
+
+    def cancel_request(self, msg_id: str) -> None:
+        """``$/cancelRequest`` for a request this session sent."""
+        self.client.protocol.notify(lsp.CANCEL_REQUEST, lsp.CancelParams(id=msg_id))
+
     async def inline(self, uri: str, line: int, character: int) -> lsp.InlineCompletionList | None:
         return await self.client.text_document_inline_completion_async(
             lsp.InlineCompletionParams(
@@ -142,7 +162,7 @@ class EditorSession:
         return plain(await self.client.workspace_execute_command_async(params))
 
     async def stats(self) -> dict[str, Any]:
-        result = await self.client.protocol.send_request_async(STATS_METHOD, None)
+        result = await self.client.protocol.send_request_async(protocol.STATS, None)
         return plain(result)
 
     async def wait_until_loaded(self, timeout: float = 300.0) -> dict[str, Any]:
@@ -168,4 +188,4 @@ class EditorSession:
 
 
 def file_uri(path: str | Path) -> str:
-    return Path(path).absolute().as_uri()
+    return path_to_uri(path)

@@ -1,40 +1,43 @@
-"""The pygls server: lifecycle, documents, configuration, progress and messages.
+"""The pygls server: settings, the services, messages and progress, and the fan-out to features.
 
-Only this package imports pygls and lsprotocol. Features live in their own modules and turn
-LSP params into plain calls on the domain layers (``completion/``, ``engine/``) and back.
+Only this package imports pygls and lsprotocol. The server builds no service itself: at
+``initialize`` it merges the settings and asks ``gemma_lsp.app.Services`` for them. Each LSP
+method is registered once; lifecycle events reach every feature (``lsp/feature.py``), and an
+error in one feature is logged and reported once while the others keep serving.
 """
 
 from __future__ import annotations
 
 import asyncio
+import inspect
 import logging
-import uuid
 from pathlib import Path
 from typing import Any
-from urllib.parse import unquote, urlparse
 
 from lsprotocol import types as lsp
+from pygls.capabilities import ServerCapabilitiesBuilder
+from pygls.exceptions import JsonRpcException, JsonRpcInternalError, JsonRpcRequestCancelled
 from pygls.lsp.server import LanguageServer
 
 from gemma_lsp import __version__
-from gemma_lsp.completion import CompletionService
-from gemma_lsp.config import CompletionSettings, Settings, apply_layer, load_file
-from gemma_lsp.engine import EngineManager
-from gemma_lsp.errors import ConfigError, ModelUnavailable
-from gemma_lsp.prompts import library_for
-from gemma_lsp.sampling import Sampler
-from gemma_lsp.sampling.build import build_sampler
+from gemma_lsp.app import Services
+from gemma_lsp.config import Settings, apply_layer, load_file
+from gemma_lsp.errors import Cancelled, ConfigError, ModelUnavailable
+from gemma_lsp.uri import relative_display_path, uri_to_path
 
 from .documents import DocumentStore
+from .feature import HOOKS, LanguageFeature
 from .protocol import GemmaProtocol
+from .values import command_argument
 
 log = logging.getLogger(__name__)
 
 CONFIG_SECTION = "gemma"
+_LEVELS = {"error": lsp.MessageType.Error, "warning": lsp.MessageType.Warning, "info": lsp.MessageType.Info}
 
 
 class GemmaLanguageServer(LanguageServer):
-    """Holds the server's state as typed attributes; features reach it through ``ls``."""
+    """Holds the server's state as typed attributes; features reach it through ``self.server``."""
 
     def __init__(
         self,
@@ -53,20 +56,137 @@ class GemmaLanguageServer(LanguageServer):
         self.cli_overrides = overrides or {}
         self.cli_log_level = cli_log_level
         self.settings = Settings()
-        self.engine = EngineManager(self.settings.model)
-        self.completions = CompletionService(self.engine, lambda: self.settings.completion, self._completion_sampler)
-        self._load_task: asyncio.Task | None = None
-        self._reported_load_error: str | None = None
-        self._root: Path | None = None
-        self.last_completed_uri: str | None = None
+        self.root: Path | None = None
+        self._services: Services | None = None
+        self.features: list[LanguageFeature] = []
         self._tasks: set[asyncio.Task] = set()
-        self.memory = None  # the workspace's MemoryService, made at initialize (lsp/memory.py)
-        self.prompts = library_for(self.settings.prompts)
+        self._reported: set[str] = set()
+        self._reported_load_error: str | None = None
+        self._register_lifecycle()
 
-    def _completion_sampler(self, completion: CompletionSettings) -> Sampler:
-        """The sampler chain of the completion's preset, seeded (the same prompt gives the same text)."""
-        specs = self.settings.sampling.preset_for("completion", completion.preset)
-        return build_sampler(specs, seed=completion.seed if completion.seed is not None else 0)
+    @property
+    def services(self) -> Services:
+        if self._services is None:
+            raise JsonRpcInternalError("The server has not been initialized yet.")
+        return self._services
+
+    # --------------------------------------------------------------- features
+    def add_feature(self, feature: LanguageFeature) -> None:
+        """Register ``feature``'s requests and commands; each name may have only one owner."""
+        self.features.append(feature)
+        for kind, name, options, method in feature.handlers():
+            if kind == "command":
+                self.command(name)(self._command_handler(feature, name, method))
+            else:
+                self.feature(name, options)(self._request_handler(feature, name, method))
+
+    def _request_handler(self, feature: LanguageFeature, name: str, method):
+        if inspect.iscoroutinefunction(method):
+
+            async def handle(ls: GemmaLanguageServer, params: Any) -> Any:
+                try:
+                    return await method(params)
+                except Exception as exc:  # noqa: BLE001 - sorted out by _failed
+                    raise self._failed(feature, name, exc) from None
+
+        else:
+
+            def handle(ls: GemmaLanguageServer, params: Any) -> Any:
+                try:
+                    return method(params)
+                except Exception as exc:  # noqa: BLE001
+                    raise self._failed(feature, name, exc) from None
+
+        return handle
+
+    def _command_handler(self, feature: LanguageFeature, name: str, method):
+        async def handle(ls: GemmaLanguageServer, *args: Any) -> Any:
+            try:
+                return await method(command_argument(args, name))
+            except Exception as exc:  # noqa: BLE001
+                raise self._failed(feature, name, exc) from None
+
+        return handle
+
+    def _failed(self, feature: LanguageFeature, where: str, exc: Exception) -> Exception:
+        """The error to answer with; an unexpected one is logged and told to the user once."""
+        if isinstance(exc, JsonRpcException):
+            return exc  # a deliberate answer: invalid params, cancelled, ...
+        if isinstance(exc, Cancelled):
+            return JsonRpcRequestCancelled(str(exc))
+        log.error("%s failed in %s", feature.name, where, exc_info=exc)
+        message = f"The {feature.name} feature failed in {where}: {exc or type(exc).__name__}."
+        if message not in self._reported:
+            self._reported.add(message)
+            self.tell(f"{message} Other features keep working; the log has the details.")
+        return JsonRpcInternalError(message)
+
+    def _register_lifecycle(self) -> None:
+        """One handler per lifecycle method, fanning out to every feature."""
+
+        @self.feature(lsp.INITIALIZE)
+        def initialize(ls: GemmaLanguageServer, params: lsp.InitializeParams) -> None:
+            # The same choice pygls advertises in the initialize answer.
+            encoding = ServerCapabilitiesBuilder.choose_position_encoding(params.capabilities)
+            ls.documents.encoding = str(getattr(encoding, "value", encoding))
+            ls._set_root(params)
+            ls._adopt(ls._initial_settings(params.initialization_options))
+            ls._services = Services.from_settings(ls.settings, ls.root, notify=ls._notify)
+            ls._fan_out("initialize", params)
+
+        @self.feature(lsp.INITIALIZED)
+        def initialized(ls: GemmaLanguageServer, params: lsp.InitializedParams) -> None:
+            ls._fan_out("initialized")
+
+        @self.feature(lsp.WORKSPACE_DID_CHANGE_CONFIGURATION)
+        async def did_change_configuration(ls: GemmaLanguageServer, params: lsp.DidChangeConfigurationParams) -> None:
+            try:
+                settings = apply_layer(ls.settings, _section(params.settings))
+            except ConfigError as exc:
+                ls.tell(f"{exc} The previous settings stay in force.")
+                return
+            ls._adopt(settings)
+            applied = await ls.services.apply(settings)
+            if applied.model:
+                ls._reported_load_error = None
+            await ls._fan_out_async("settings_changed", applied)
+
+        @self.feature(lsp.SHUTDOWN)
+        async def shutdown(ls: GemmaLanguageServer, params: Any) -> None:
+            await ls._fan_out_async("shutdown")
+            if ls._services is not None:
+                await ls._services.close()
+
+        for method, hook in (
+            (lsp.TEXT_DOCUMENT_DID_OPEN, "document_opened"),
+            (lsp.TEXT_DOCUMENT_DID_CHANGE, "document_changed"),
+            (lsp.TEXT_DOCUMENT_DID_SAVE, "document_saved"),
+            (lsp.TEXT_DOCUMENT_DID_CLOSE, "document_closed"),
+        ):
+            self.feature(method)(self._document_handler(hook))
+
+    def _document_handler(self, hook: str):
+        def handle(ls: GemmaLanguageServer, params: Any) -> None:
+            ls._fan_out(hook, params.text_document.uri)
+
+        return handle
+
+    def _fan_out(self, hook: str, *args: Any) -> None:
+        assert hook in HOOKS
+        for feature in self.features:
+            try:
+                getattr(feature, hook)(*args)
+            except Exception as exc:  # noqa: BLE001 - one feature never takes the others down
+                self._failed(feature, hook, exc)
+
+    async def _fan_out_async(self, hook: str, *args: Any) -> None:
+        for feature in self.features:
+            try:
+                result = getattr(feature, hook)(*args)
+                if inspect.isawaitable(result):
+                    await result
+            except Exception as exc:  # noqa: BLE001
+                self._failed(feature, hook, exc)
 
     # --------------------------------------------------------------- messages
     def tell(self, message: str, kind: lsp.MessageType = lsp.MessageType.Error) -> None:
@@ -76,49 +196,24 @@ class GemmaLanguageServer(LanguageServer):
         )
         self.window_show_message(lsp.ShowMessageParams(type=kind, message=f"gemma-lsp: {message}"))
 
-    # ----------------------------------------------------------------- config
-    def set_root(self, root_uri: str | None, root_path: str | None) -> None:
-        if root_uri and root_uri.startswith("file:"):
-            self._root = Path(unquote(urlparse(root_uri).path))
-        elif root_path:
-            self._root = Path(root_path)
-
-    def initial_settings(self, init_options: Any) -> None:
-        """defaults <- TOML file <- command-line overrides <- initializationOptions."""
-
-        settings = Settings()
-        for name, layer in (
-            ("config file", lambda: load_file(self.config_path) if self.config_path else {}),
-            ("command line", lambda: self.cli_overrides),
-            ("initializationOptions", lambda: _section(init_options)),
-        ):
-            try:
-                settings = apply_layer(settings, layer())
-            except ConfigError as exc:
-                self.tell(f"{exc} ({name}; using the previous values)")
-        self.adopt(settings)
-        self.engine.configure(settings.model)
-
-    def adopt(self, settings: Settings) -> None:
-        if settings.prompts.dirs != self.settings.prompts.dirs:
-            self.prompts = library_for(settings.prompts)
-        self.settings = settings
-        # The more verbose of log.level and the command line's -v wins.
-        level = min(logging.getLevelName(settings.log.level.upper()), self.cli_log_level)
-        logging.getLogger("gemma_lsp").setLevel(level)
-
-    async def change_settings(self, layer: Any) -> None:
+    def _notify(self, level: str, message: str) -> None:
+        """The services' notices (memory degraded, ...), which may come from any thread."""
+        loop = getattr(self, "loop", None)
         try:
-            settings = apply_layer(self.settings, _section(layer))
-        except ConfigError as exc:
-            self.tell(f"{exc} The previous settings stay in force.")
-            return
-        model_changed = settings.model != self.settings.model
-        self.adopt(settings)
-        self.completions.clear_cache()  # any setting may change what the model would write
-        if model_changed and await self.engine.reconfigure(settings.model):
-            self._reported_load_error = None
-            self.start_loading()
+            running = asyncio.get_running_loop()
+        except RuntimeError:
+            running = None
+        if loop is not None and running is not loop:
+            loop.call_soon_threadsafe(self.tell, message, _LEVELS[level])
+        else:
+            self.tell(message, _LEVELS[level])
+
+    def report_unavailable(self, exc: ModelUnavailable) -> None:
+        """Say once per distinct problem why there are no answers from the model."""
+        message = str(exc)
+        if message != self._reported_load_error:
+            self._reported_load_error = message
+            self.tell(message)
 
     def background(self, coroutine) -> asyncio.Task:
         """Run ``coroutine`` as a task the server keeps a reference to until it ends."""
@@ -127,59 +222,8 @@ class GemmaLanguageServer(LanguageServer):
         task.add_done_callback(self._tasks.discard)
         return task
 
-    def display_path(self, uri: str) -> str | None:
-        """The document's path as the model sees it: relative to the workspace root when inside it."""
-        if not uri.startswith("file:"):
-            return None
-        path = Path(unquote(urlparse(uri).path))
-        root = self._root
-        if root is not None:
-            try:
-                return path.relative_to(root).as_posix()
-            except ValueError:
-                pass
-        return path.name
-
-    def note_file(self, uri: str, line: int, prefetch: bool = True) -> None:
-        """Offer a chunk of an open document to the completion's extra context."""
-        doc = self.documents.get(uri)
-        path = self.display_path(uri)
-        if doc is not None and path is not None:
-            self.completions.note_file(path, doc.text, line, prefetch)
-
-    # ------------------------------------------------------------ model load
-    def start_loading(self) -> None:
-        """Load the model in the background with work-done progress; never blocks a request."""
-        if self._load_task is None or self._load_task.done():
-            self._load_task = asyncio.ensure_future(self._load_with_progress())
-
-    async def _load_with_progress(self) -> None:
-        token = f"gemma-lsp/load/{uuid.uuid4()}"
-        path = self.settings.model.path
-        progress = path is not None and await self.begin_progress(token, f"Loading {path.name}")
-        loop = asyncio.get_running_loop()
-
-        def report(message: str, percentage: int) -> None:
-            if progress:
-                loop.call_soon_threadsafe(
-                    self.work_done_progress.report,
-                    token,
-                    lsp.WorkDoneProgressReport(message=message, percentage=percentage),
-                )
-
-        self.engine.set_progress_callback(report)
-        try:
-            info = await self.engine.load()
-            end = f"{info.architecture}, {info.n_params / 1e6:.1f}M parameters, context {info.n_ctx}"
-        except ModelUnavailable as exc:
-            end = "failed"
-            self.report_unavailable(exc)
-        finally:
-            self.engine.set_progress_callback(None)
-        if progress:
-            self.work_done_progress.end(token, lsp.WorkDoneProgressEnd(message=end))
-
     async def begin_progress(self, token: str, title: str) -> bool:
+        """Start work-done progress ``token`` if the client supports it; False when it does not."""
         caps = self.client_capabilities
         if not (caps and caps.window and caps.window.work_done_progress):
             return False
@@ -191,12 +235,36 @@ class GemmaLanguageServer(LanguageServer):
         self.work_done_progress.begin(token, lsp.WorkDoneProgressBegin(title=title, percentage=0, cancellable=False))
         return True
 
-    def report_unavailable(self, exc: ModelUnavailable) -> None:
-        """Say once per distinct problem why there are no completions."""
-        message = str(exc)
-        if message != self._reported_load_error:
-            self._reported_load_error = message
-            self.tell(message)
+    # ----------------------------------------------------------------- config
+    def display_path(self, uri: str) -> str | None:
+        """The document's path as the model sees it: relative to the workspace root when inside it."""
+        return relative_display_path(uri, self.root)
+
+    def _set_root(self, params: lsp.InitializeParams) -> None:
+        uri = params.root_uri or (params.workspace_folders[0].uri if params.workspace_folders else None)
+        self.root = uri_to_path(uri) if uri else None
+        if self.root is None and params.root_path:
+            self.root = Path(params.root_path)
+
+    def _initial_settings(self, init_options: Any) -> Settings:
+        """defaults <- TOML file <- command-line overrides <- initializationOptions."""
+        settings = Settings()
+        for name, layer in (
+            ("config file", lambda: load_file(self.config_path) if self.config_path else {}),
+            ("command line", lambda: self.cli_overrides),
+            ("initializationOptions", lambda: _section(init_options)),
+        ):
+            try:
+                settings = apply_layer(settings, layer())
+            except ConfigError as exc:
+                self.tell(f"{exc} ({name}; using the previous values)")
+        return settings
+
+    def _adopt(self, settings: Settings) -> None:
+        self.settings = settings
+        # The more verbose of log.level and the command line's -v wins.
+        level = min(logging.getLevelName(settings.log.level.upper()), self.cli_log_level)
+        logging.getLogger("gemma_lsp").setLevel(level)
 
 
 def _section(options: Any) -> dict[str, Any]:

@@ -26,7 +26,8 @@ from collections.abc import Callable, Iterable, Sequence
 from dataclasses import dataclass
 from pathlib import PurePosixPath
 from typing import Any
-from urllib.parse import unquote, urlparse
+
+from gemma_lsp.uri import uri_to_path_str
 
 from .model import Memory
 
@@ -46,9 +47,9 @@ def estimate_tokens(text: str) -> int:
 
 def source_path(uri: str, root: str | None = None) -> str:
     """A document URI as a path, relative to ``root`` (a path or ``file://`` URI) when inside it."""
-    path = unquote(urlparse(uri).path) if uri.startswith("file://") else uri
+    path = uri_to_path_str(uri) or uri
     if root:
-        base = unquote(urlparse(root).path) if root.startswith("file://") else root
+        base = uri_to_path_str(root) or root
         try:
             return str(PurePosixPath(path).relative_to(PurePosixPath(base)))
         except ValueError:

@@ -26,6 +26,8 @@ from pathlib import Path
 
 import pathspec
 
+from gemma_lsp.uri import path_to_uri
+
 from .chunking import chunk_file
 from .model import Kind, Memory, Position, Range, Source, Tier
 from .settings import IndexSettings
@@ -145,7 +147,7 @@ class WorkspaceIndexer:
         digest = hashlib.sha256(text.encode("utf-8")).hexdigest()[:16]
         if digest == old_hash:
             return 0
-        uri = path.resolve().as_uri()
+        uri = path_to_uri(path.resolve())
         memories = [
             Memory(
                 namespace=self.namespace,

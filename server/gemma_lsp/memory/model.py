@@ -16,6 +16,8 @@ from typing import Literal
 
 from pydantic import BaseModel, ConfigDict, Field, field_validator, model_validator
 
+from gemma_lsp.uri import uri_to_path_str
+
 NAMESPACE_RE = re.compile(r"^[a-z0-9][a-z0-9._-]{0,127}$")
 ID_LENGTH = 32
 
@@ -85,10 +87,7 @@ def namespace_for_workspace(root: str | os.PathLike[str]) -> str:
     same root (however spelled: relative, with ``..``, a ``file://`` URI) always gives the same one.
     """
     raw = os.fspath(root)
-    if raw.startswith("file://"):
-        from urllib.parse import unquote, urlparse
-
-        raw = unquote(urlparse(raw).path)
+    raw = uri_to_path_str(raw) or raw
     path = Path(raw).expanduser().resolve()
     name = re.sub(r"[^a-z0-9._-]+", "-", path.name.lower()).strip("-._")[:48] or "root"
     digest = hashlib.sha256(str(path).encode("utf-8")).hexdigest()[:16]

@@ -1,4 +1,5 @@
-"""A real redis-server for tests: started on a free loopback port, killed or stopped on demand."""
+"""A real redis-server child process for the tests and ``gemma-lsp bench rag``: started on a free
+loopback port, without persistence, killed or stopped on demand."""
 
 from __future__ import annotations
 
@@ -35,12 +36,13 @@ def free_port() -> int:
 
 
 class RedisServer:
-    """One real redis-server process, started and stopped by the tests."""
+    """One real redis-server process; ``version`` is what it reports once it answers."""
 
     def __init__(self, binary: str, port: int, workdir: Path, *extra: str, tls_cert: Path | None = None) -> None:
         """``tls_cert``: serve TLS only (a PEM holding the certificate; its key beside it as ``*.key``)."""
         self.binary, self.port, self.workdir, self.extra, self.tls_cert = binary, port, workdir, extra, tls_cert
         self.proc: subprocess.Popen | None = None
+        self.version: str | None = None
         workdir.mkdir(parents=True, exist_ok=True)
 
     @property
@@ -64,7 +66,7 @@ class RedisServer:
         deadline = time.monotonic() + 10
         while True:
             try:
-                client.ping()
+                self.version = str(client.info("server").get("redis_version"))
                 break
             except redis.exceptions.ConnectionError:
                 if self.proc.poll() is not None:

@@ -1,0 +1,120 @@
+"""Generation for token-level backends: prompt to tokens, then evaluate, sample, repeat.
+
+The loop over a :class:`~gemma_lsp.engine.backend.Backend` (logits in, one token out) that
+every in-process backend shares: the prompt is evaluated with KV-cache prefix reuse, the numpy
+sampler chain picks each token, and the cancel flag is checked before every token (and by the
+backend between prompt batches). Stops at a stop token or the token, line and time limits.
+"""
+
+from __future__ import annotations
+
+import time
+
+from gemma_lsp.errors import Cancelled
+from gemma_lsp.sampling import Greedy, Sampler
+from gemma_lsp.sampling.build import build_sampler
+
+from .backend import Backend
+from .request import ChatMessage, ChatPrompt, GenerationRequest, GenerationResult, Prompt, SamplingSpec, TextPrompt
+from .runtime import RunControl
+
+
+def gemma_chat_text(messages: tuple[ChatMessage, ...]) -> str:
+    """Messages in Gemma's turn format, ending with an open model turn.
+
+    Gemma has no system role: a system message is put before the first user message, as
+    Gemma's own chat template does.
+    """
+    system = "\n\n".join(m.content for m in messages if m.role == "system")
+    parts: list[str] = []
+    for message in messages:
+        if message.role == "system":
+            continue
+        content = message.content
+        if system and message.role == "user":
+            content, system = f"{system}\n\n{content}", ""
+        role = "model" if message.role == "assistant" else "user"
+        parts.append(f"<start_of_turn>{role}\n{content}<end_of_turn>\n")
+    return "".join(parts) + "<start_of_turn>model\n"
+
+
+def prompt_tokens(backend: Backend, prompt: Prompt) -> list[int]:
+    if isinstance(prompt, TextPrompt):
+        return backend.tokenize(prompt.text, add_bos=prompt.add_bos, special=True)
+    if isinstance(prompt, ChatPrompt):
+        return backend.tokenize(gemma_chat_text(prompt.messages), add_bos=True, special=True)
+    return prompt.build(backend)
+
+
+def sampler_for(sampling: SamplingSpec | Sampler) -> Sampler:
+    if isinstance(sampling, SamplingSpec):
+        return build_sampler(sampling.specs, seed=sampling.seed) if sampling.specs else Greedy()
+    return sampling
+
+
+class TokenLoopRuntime:
+    """A :class:`~gemma_lsp.engine.runtime.Runtime` over one token-level backend."""
+
+    def __init__(self, backend: Backend) -> None:
+        self.backend = backend
+        self.info = backend.info
+
+    def close(self) -> None:
+        self.backend.close()
+
+    def run(self, request: GenerationRequest, control: RunControl) -> GenerationResult:
+        started = time.perf_counter()
+        backend = self.backend
+        cancel = control.cancel
+        limits = request.limits
+        stop_ids = limits.stop_ids if limits.stop_ids is not None else backend.special.stop_ids()
+        deadline = started + limits.time_limit_s if limits.time_limit_s else None
+
+        prompt = prompt_tokens(backend, request.prompt)
+        max_new = max(0, min(limits.max_tokens, backend.n_ctx - len(prompt)))
+        first = backend.eval(prompt, abort=cancel)
+        logits = first.logits
+        sampler = sampler_for(request.sampling)
+        sampler.reset()
+        newlines = 0
+        generated = 0
+        stop_reason = "max_tokens" if not request.background else "prefetch"
+        emit = control.emit
+        for step in range(max_new):
+            if cancel.is_set():
+                raise Cancelled("cancelled during generation")
+            token = sampler.sample(logits)
+            control.sampled()
+            sampler.accept(token)
+            if token in stop_ids:
+                stop_reason = "stop_token"
+                break
+            generated += 1
+            piece = backend.token_bytes(token)
+            if limits.max_lines is not None and b"\n" in piece:
+                allowed = limits.max_lines - 1 - newlines
+                if piece.count(b"\n") > allowed:
+                    cut = -1
+                    for _ in range(allowed + 1):
+                        cut = piece.index(b"\n", cut + 1)
+                    if cut > 0:
+                        emit(piece[:cut])
+                    stop_reason = "max_lines"
+                    break
+                newlines += piece.count(b"\n")
+            emit(piece)
+            if deadline is not None and time.perf_counter() > deadline:
+                stop_reason = "time_limit"
+                break
+            if step + 1 < max_new:
+                logits = backend.extend([token], abort=cancel).logits
+        return GenerationResult(
+            text="",
+            stop_reason=stop_reason,
+            prompt_tokens=len(prompt),
+            tokens_reused=first.tokens_reused,
+            tokens_evaluated=first.tokens_evaluated,
+            tokens_generated=generated,
+            engine_ms=(time.perf_counter() - started) * 1000,
+            queue_ms=0.0,
+        )
