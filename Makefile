@@ -41,12 +41,17 @@ system-deps:
 	  SUDO=$$( [ "$$(id -u)" -eq 0 ] || echo sudo ); \
 	  $$SUDO apt-get update -q && $$SUDO apt-get install -y -q $$missing; fi
 
+# Coverage counts the server's own processes too (pytest-lsp, the CLI and Neovim start them):
+# [tool.coverage.run] patch = subprocess in pyproject.toml.
 test: install-dev system-deps
-	$(PY) -m pytest; status=$$?; \
-	if [ $$status -eq 5 ]; then echo "pytest collected no tests: failing"; fi; exit $$status
+	@rm -f .coverage .coverage.*
+	$(PY) -m coverage run -m pytest; status=$$?; \
+	if [ $$status -eq 5 ]; then echo "pytest collected no tests: failing"; fi; \
+	$(PY) -m coverage combine -q && $(PY) -m coverage report --sort=cover --skip-covered | tail -n 30; \
+	exit $$status
 
 bench: install
 	$(VENV)/bin/gemma-lsp bench completion --json
 
 clean:
-	rm -rf $(VENV) .pytest_cache build *.egg-info server/*.egg-info
+	rm -rf $(VENV) .pytest_cache build *.egg-info server/*.egg-info .coverage .coverage.*

@@ -156,3 +156,14 @@ def test_prompt_render_fills_a_template_with_the_workspace_memories(tmp_path):
     assert missing.returncode == 2 and "There is no prompt template 'explian'" in missing.stderr
     outside = run("prompt", *common, "render", "explain", "--file", str(source), "--lines", "7-9", "--no-memories")
     assert outside.returncode == 2 and "--lines 7-9 is outside" in outside.stderr
+
+
+def test_protocol_prints_every_custom_name_as_json():
+    proc = run("protocol")
+    assert proc.returncode == 0, proc.stderr
+    described = json.loads(proc.stdout)
+    from gemma_lsp import protocol
+
+    assert [m["name"] for m in described] == [m.name for m in protocol.MESSAGES]
+    render = next(m for m in described if m["name"] == "gemma.prompt.render")
+    assert render["kind"] == "command" and "template" in render["params"]

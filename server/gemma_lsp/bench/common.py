@@ -44,10 +44,10 @@ def bench_file(
 ) -> tuple[Path, Path, str, int, int]:
     """Write the file a benchmark types into: ``make(target_tokens, tokenize)`` with the model's own
     tokenizer. Returns (work folder, file path, text, cursor offset, the file's size in tokens)."""
-    from gemma_lsp.config import ModelSettings
+    from gemma_lsp.config import LlamaCppModelSettings
     from gemma_lsp.engine.llamacpp import LlamaCppBackend
 
-    tokenizer = LlamaCppBackend.load(ModelSettings(path=model, n_ctx=1024, warmup=False))
+    tokenizer = LlamaCppBackend.load(LlamaCppModelSettings(path=model, n_ctx=1024, warmup=False))
     try:
         text, cursor = make(target_tokens, tokenizer.tokenize)
         n_tokens = len(tokenizer.tokenize(text))

@@ -1,7 +1,15 @@
 """Settings: pydantic models, layered merge, atomic TOML persistence. Imports nothing of ours."""
 
 from .memory import IndexSettings, MemorySettings, TierTTLs
-from .models import CompletionSettings, LogSettings, ModelSettings, PromptSettings, Settings
+from .models import (
+    BackendSettings,
+    CompletionSettings,
+    LlamaCppModelSettings,
+    LogSettings,
+    ModelSettings,
+    PromptSettings,
+    Settings,
+)
 from .sampling import SamplingSettings, UnknownPreset
 from .store import (
     CONFIG_ENV,
@@ -22,6 +30,8 @@ __all__ = [
     "MemorySettings",
     "TierTTLs",
     "LogSettings",
+    "BackendSettings",
+    "LlamaCppModelSettings",
     "ModelSettings",
     "PromptSettings",
     "SamplingSettings",

@@ -7,9 +7,9 @@ Keys are snake_case everywhere: in the TOML file, in ``initializationOptions`` a
 from __future__ import annotations
 
 from pathlib import Path
-from typing import Literal
+from typing import Annotated, Any, Literal, Union
 
-from pydantic import BaseModel, ConfigDict, Field, model_validator
+from pydantic import BaseModel, BeforeValidator, ConfigDict, Field, model_validator
 
 from .memory import IndexSettings, MemorySettings
 from .sampling import SamplingSettings
@@ -20,14 +20,27 @@ class _Section(BaseModel):
     model_config = ConfigDict(extra="forbid", validate_assignment=True)
 
 
-class ModelSettings(_Section):
-    """Which model to load and how the backend runs it."""
+class BackendSettings(_Section):
+    """What every backend's ``[model]`` section has; each backend adds its own keys."""
 
+    n_ctx: int = Field(default=8192, ge=256, le=1_048_576, description="Context size in tokens.")
+    idle_unload_seconds: float = Field(
+        default=1800.0, ge=0, description="Unload the model after this long without requests; 0 = never."
+    )
+
+    @property
+    def label(self) -> str | None:
+        """What is loaded, for progress titles (None: nothing configured)."""
+        return None
+
+
+class LlamaCppModelSettings(BackendSettings):
+    """A GGUF Gemma model run in-process by llama.cpp (``backend = "llama.cpp"``, the default)."""
+
+    backend: Literal["llama.cpp"] = "llama.cpp"
     path: Path | None = Field(
         default=None, description="Path to a Gemma GGUF file (gemma, gemma2 or gemma3 architecture)."
     )
-    backend: Literal["llama.cpp"] = "llama.cpp"
-    n_ctx: int = Field(default=8192, ge=256, le=1_048_576, description="Context size in tokens.")
     n_threads: int | None = Field(default=None, ge=1, le=512, description="CPU threads; none = half the cores.")
     n_batch: int = Field(default=512, ge=1, le=65536, description="Prompt evaluation batch size.")
     rope_scaling: Literal["none", "linear", "yarn"] | None = Field(
@@ -53,9 +66,25 @@ class ModelSettings(_Section):
         ),
     )
     warmup: bool = Field(default=True, description="Run one evaluation after load so the first request is fast.")
-    idle_unload_seconds: float = Field(
-        default=1800.0, ge=0, description="Unload the model after this long without requests; 0 = never."
-    )
+
+    @property
+    def label(self) -> str | None:
+        return self.path.name if self.path is not None else None
+
+
+def _default_backend(value: Any) -> Any:
+    """A ``[model]`` section without ``backend`` is llama.cpp's."""
+    if isinstance(value, dict) and "backend" not in value:
+        return {"backend": "llama.cpp", **value}
+    return value
+
+
+# The ``[model]`` section: one settings class per backend, told apart by ``backend``. A new
+# backend adds its class here (and its runtime to ``engine/backends.py``).
+BACKENDS: dict[str, type[BackendSettings]] = {"llama.cpp": LlamaCppModelSettings}
+ModelSettings = Annotated[
+    Union[tuple(BACKENDS.values())], Field(discriminator="backend"), BeforeValidator(_default_backend)
+]
 
 
 class CompletionSettings(_Section):
@@ -118,7 +147,7 @@ class LogSettings(_Section):
 class Settings(_Section):
     """All settings. Merged: defaults <- TOML file <- initializationOptions <- didChangeConfiguration."""
 
-    model: ModelSettings = Field(default_factory=ModelSettings)
+    model: ModelSettings = Field(default_factory=LlamaCppModelSettings)
     completion: CompletionSettings = Field(default_factory=CompletionSettings)
     sampling: SamplingSettings = Field(default_factory=SamplingSettings)
     memory: MemorySettings = Field(default_factory=MemorySettings)

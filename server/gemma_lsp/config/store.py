@@ -24,7 +24,7 @@ from pydantic import ValidationError
 
 from gemma_lsp.errors import ConfigError
 
-from .models import Settings
+from .models import BACKENDS, Settings
 
 CONFIG_ENV = "GEMMA_LSP_CONFIG"
 
@@ -56,7 +56,13 @@ def deep_merge(base: Mapping[str, Any], override: Mapping[str, Any]) -> dict[str
 
 def _describe(error: ValidationError) -> str:
     first = error.errors()[0]
-    key = ".".join(str(p) for p in first["loc"])
+    loc = list(first["loc"])
+    if first["type"] == "union_tag_invalid":  # [model] backend = "unknown"
+        ctx = first.get("ctx", {})
+        return f"Invalid setting {'.'.join(map(str, loc))}.backend: there is no backend {ctx.get('tag')!r} (known: {ctx.get('expected_tags')})."
+    if loc[:1] == ["model"] and len(loc) > 1 and loc[1] in BACKENDS:
+        del loc[1]  # the tag pydantic puts in the path of a tagged union
+    key = ".".join(str(p) for p in loc)
     reason = first["msg"].removeprefix("Value error, ")
     if not key:  # a rule across several keys: the reason names them
         return f"Invalid settings: {reason}."
@@ -81,8 +87,12 @@ def apply_layer(current: Settings, layer: Mapping[str, Any] | None) -> Settings:
         return current
     if not isinstance(layer, Mapping):
         raise ConfigError(f"Invalid settings: expected a table of settings, got {type(layer).__name__}.")
-    merged = deep_merge(current.model_dump(mode="json", exclude_none=False), _drop_nones_at_top(layer))
-    return validate(merged)
+    base = current.model_dump(mode="json", exclude_none=False)
+    layer = _drop_nones_at_top(layer)
+    model = layer.get("model")
+    if isinstance(model, Mapping) and model.get("backend", base["model"]["backend"]) != base["model"]["backend"]:
+        del base["model"]  # another backend: its own keys and defaults, none of the previous one's
+    return validate(deep_merge(base, layer))
 
 
 def _drop_nones_at_top(layer: Mapping[str, Any]) -> dict[str, Any]:

@@ -8,13 +8,13 @@ from __future__ import annotations
 
 from collections.abc import Callable
 
-from gemma_lsp.config import ModelSettings
+from gemma_lsp.config import LlamaCppModelSettings, ModelSettings
 from gemma_lsp.errors import ModelUnavailable
 
 from .runtime import ProgressCallback, Runtime
 
 
-def _llama_cpp(settings: ModelSettings, progress: ProgressCallback) -> Runtime:
+def _llama_cpp(settings: LlamaCppModelSettings, progress: ProgressCallback) -> Runtime:
     from .llamacpp import LlamaCppBackend
     from .tokenloop import TokenLoopRuntime
 

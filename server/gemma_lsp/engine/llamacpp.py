@@ -19,7 +19,7 @@ from pathlib import Path
 
 import numpy as np
 
-from gemma_lsp.config import ModelSettings
+from gemma_lsp.config import LlamaCppModelSettings
 from gemma_lsp.errors import Cancelled, ModelUnavailable
 
 from .backend import EvalResult, ModelInfo, SpecialTokens
@@ -74,7 +74,7 @@ class LlamaCppBackend:
 
     # ----------------------------------------------------------------- load
     @classmethod
-    def load(cls, settings: ModelSettings, progress=None) -> "LlamaCppBackend":
+    def load(cls, settings: LlamaCppModelSettings, progress=None) -> "LlamaCppBackend":
         """Check and load ``settings.path``; raises :class:`ModelUnavailable` with one sentence."""
         progress = progress or (lambda message, pct: None)
         if settings.path is None:

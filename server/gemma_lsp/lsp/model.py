@@ -40,8 +40,8 @@ class ModelFeature(LanguageFeature):
     async def _load_with_progress(self) -> None:
         server, engine = self.server, self.services.engine
         token = f"gemma-lsp/load/{uuid.uuid4()}"
-        path = engine.settings.path
-        progress = path is not None and await server.begin_progress(token, f"Loading {path.name}")
+        label = engine.settings.label
+        progress = label is not None and await server.begin_progress(token, f"Loading {label}")
         loop = asyncio.get_running_loop()
 
         def report(message: str, percentage: int) -> None:

@@ -1,6 +1,6 @@
 """Neovim as a real client: Debian's headless Neovim drives ``gemma-lsp serve`` over stdio.
 
-tests/nvim/lsp_roundtrip.lua starts the server with ``vim.lsp.start_client`` (Neovim 0.7+),
+tests/lsp/nvim/lsp_roundtrip.lua starts the server with ``vim.lsp.start_client`` (Neovim 0.7+),
 opens a Python file, asks for ``textDocument/completion`` and ``textDocument/inlineCompletion``,
 edits the buffer three ways (``nvim_buf_set_lines``, ``nvim_buf_set_text``, applying the
 completion's text edit) and asks again after each; Neovim sends didOpen/didChange itself. The
@@ -8,7 +8,7 @@ script writes what it saw as JSON; the checks are here. Neovim runs twice per mo
 UTF-16 columns (what 0.7 speaks) and offering UTF-8 first (as newer Neovims do by default).
 
 test_the_documented_config_completes_through_omnifunc loads the 0.7 – 0.11 config from
-docs/neovim.md verbatim as init.lua and completes with <C-x><C-o> (tests/nvim/omnifunc_check.lua).
+docs/neovim.md verbatim as init.lua and completes with <C-x><C-o> (tests/lsp/nvim/omnifunc_check.lua).
 
 Without ``nvim`` the tests are skipped, unless ``$CI`` is set: then they fail (``make test``
 installs Neovim).
@@ -32,7 +32,7 @@ from lsp_support import SERVER_COMMAND
 
 SCRIPT = Path(__file__).parent / "nvim" / "lsp_roundtrip.lua"
 OMNIFUNC_SCRIPT = Path(__file__).parent / "nvim" / "omnifunc_check.lua"
-DOCS = Path(__file__).parent.parent / "docs" / "neovim.md"
+DOCS = Path(__file__).parents[2] / "docs" / "neovim.md"
 DOCS_CONFIG_MARK = "-- gemma-lsp: Neovim 0.7 – 0.11"
 DOCS_MODEL = Path("models") / "gemma-3-1b-it-q4_0.gguf"  # under $HOME, as the docs' config says
 WAIT_MS = 20_000  # every single wait inside Neovim

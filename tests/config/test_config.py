@@ -9,7 +9,7 @@ import tomllib
 
 import pytest
 
-from gemma_lsp.config import Settings, apply_layer, load_file, load_settings, save_file
+from gemma_lsp.config import LlamaCppModelSettings, Settings, apply_layer, load_file, load_settings, save_file
 from gemma_lsp.errors import ConfigError
 
 
@@ -92,7 +92,7 @@ def test_a_crash_mid_write_leaves_the_old_file_intact(tmp_path):
 def test_the_readme_example_config_is_valid():
     from pathlib import Path
 
-    readme = (Path(__file__).parent.parent / "README.md").read_text()
+    readme = (Path(__file__).parents[2] / "README.md").read_text()
     example = readme.split("```toml")[1].split("```")[0]
     settings = apply_layer(Settings(), tomllib.loads(example))
     assert settings.completion.preset == "completion" and "mine" in settings.sampling.presets
@@ -103,3 +103,22 @@ def test_memory_ranking_weights_are_settings():
     assert settings.memory.ranking.w_recency == 0.2 and settings.memory.ranking.tier_weights.for_tier("episodic") == 0.5
     with pytest.raises(ConfigError, match=r"memory.ranking.w_importance: Input should be greater than or equal to 0"):
         apply_layer(Settings(), {"memory": {"ranking": {"w_importance": -1}}})
+
+
+def test_the_model_section_is_the_llama_cpp_backends_by_default():
+    settings = apply_layer(Settings(), {"model": {"path": "/models/g.gguf"}})
+    assert settings.model.backend == "llama.cpp" and isinstance(settings.model, LlamaCppModelSettings)
+    assert settings.model.label == "g.gguf"
+    assert apply_layer(settings, {"model": {"backend": "llama.cpp", "n_ctx": 4096}}).model.path is not None
+
+
+def test_an_unknown_backend_is_named_with_the_known_ones():
+    with pytest.raises(ConfigError, match=r"model\.backend: there is no backend 'vllm' \(known: 'llama.cpp'\)"):
+        apply_layer(Settings(), {"model": {"backend": "vllm"}})
+
+
+def test_a_key_of_the_backend_is_named_without_the_backend_tag():
+    with pytest.raises(ConfigError, match=r"^Invalid setting model\.n_threads: "):
+        apply_layer(Settings(), {"model": {"n_threads": 0}})
+    with pytest.raises(ConfigError, match=r"^Invalid setting model\.base_url: unknown setting\.$"):
+        apply_layer(Settings(), {"model": {"base_url": "http://gpu:8000/v1"}})

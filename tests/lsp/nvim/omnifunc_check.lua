@@ -2,7 +2,7 @@
 -- the FileType autocmd starts gemma-lsp and sets 'omnifunc'; <C-x><C-o> in insert mode shows
 -- the suggestion, <C-y> inserts it; then gemma/stats answers through buf_request_sync.
 --
--- Run:  nvim --headless -u docs-config.lua -i NONE -n sample.py -c 'luafile tests/nvim/omnifunc_check.lua'
+-- Run:  nvim --headless -u docs-config.lua -i NONE -n sample.py -c 'luafile tests/lsp/nvim/omnifunc_check.lua'
 --   GEMMA_NVIM_RESULT      where to write the JSON findings
 --   GEMMA_NVIM_TIMEOUT_MS  limit for every single wait (default 20000)
 -- Insert mode only advances when this script has returned, so the steps after <C-x><C-o> run

@@ -7,7 +7,7 @@ import threading
 
 import pytest
 
-from gemma_lsp.config import ModelSettings
+from gemma_lsp.config import LlamaCppModelSettings
 from gemma_lsp.engine import EngineManager, GenerationLimits, GenerationRequest, GenerationResult, TokenPrompt
 from gemma_lsp.errors import Cancelled, ModelUnavailable
 from gemma_lsp.sampling import Greedy
@@ -20,7 +20,7 @@ def prompt_of(text: str):
 
 @pytest.fixture
 async def manager(tiny_model):
-    m = EngineManager(ModelSettings(path=tiny_model, n_ctx=4096, idle_unload_seconds=0))
+    m = EngineManager(LlamaCppModelSettings(path=tiny_model, n_ctx=4096, idle_unload_seconds=0))
     await m.load()
     yield m
     await m.close()
@@ -112,7 +112,7 @@ async def test_the_engine_never_runs_on_the_event_loop_thread(tiny_model):
             threads.add(threading.get_ident())
             return super().sample(logits)
 
-    m = EngineManager(ModelSettings(path=tiny_model, idle_unload_seconds=0))
+    m = EngineManager(LlamaCppModelSettings(path=tiny_model, idle_unload_seconds=0))
     try:
         await m.generate(GenerationRequest(prompt_of("x"), Recording(), GenerationLimits(max_tokens=3)))
     finally:
@@ -121,7 +121,7 @@ async def test_the_engine_never_runs_on_the_event_loop_thread(tiny_model):
 
 
 async def test_the_model_unloads_when_idle_and_reloads_on_demand(tiny_model):
-    m = EngineManager(ModelSettings(path=tiny_model, idle_unload_seconds=0.2))
+    m = EngineManager(LlamaCppModelSettings(path=tiny_model, idle_unload_seconds=0.2))
     try:
         await m.generate(GenerationRequest(prompt_of("x"), Greedy(), GenerationLimits(max_tokens=2)))
         assert m.loaded
@@ -137,7 +137,7 @@ async def test_the_model_unloads_when_idle_and_reloads_on_demand(tiny_model):
 
 
 async def test_a_missing_model_fails_fast_every_time(tmp_path):
-    m = EngineManager(ModelSettings(path=tmp_path / "nope.gguf"))
+    m = EngineManager(LlamaCppModelSettings(path=tmp_path / "nope.gguf"))
     try:
         for _ in range(2):
             with pytest.raises(ModelUnavailable, match="does not exist"):

@@ -1,6 +1,6 @@
 -- Drive gemma-lsp from a real, headless Neovim (0.7+) and write what came back as JSON.
 --
--- Run:  nvim --headless -u NONE -i NONE -n -c 'luafile tests/nvim/lsp_roundtrip.lua'
+-- Run:  nvim --headless -u NONE -i NONE -n -c 'luafile tests/lsp/nvim/lsp_roundtrip.lua'
 -- (`nvim -l` does not exist in 0.7.)  Inputs come from the environment:
 --   GEMMA_NVIM_CMD         JSON list: the server command, e.g. [".venv/bin/python", "-m", "gemma_lsp", "serve"]
 --   GEMMA_NVIM_INIT        JSON object: initializationOptions, e.g. {"gemma": {"model": {"path": "..."}}}

@@ -7,7 +7,7 @@ import threading
 import numpy as np
 import pytest
 
-from gemma_lsp.config import ModelSettings
+from gemma_lsp.config import LlamaCppModelSettings
 from gemma_lsp.engine.llamacpp import LlamaCppBackend
 from gemma_lsp.engine.testmodel import SPECIAL_TOKENS
 from gemma_lsp.errors import Cancelled, ModelUnavailable
@@ -16,7 +16,7 @@ CODE = "def add(a, b):\n    return a + b\n\nclass Point:\n    x: int = 0  # Ã¼nÃ
 
 
 def load(path, **kw) -> LlamaCppBackend:
-    return LlamaCppBackend.load(ModelSettings(path=path, n_ctx=kw.pop("n_ctx", 2048), **kw))
+    return LlamaCppBackend.load(LlamaCppModelSettings(path=path, n_ctx=kw.pop("n_ctx", 2048), **kw))
 
 
 @pytest.mark.parametrize("arch", ["gemma", "gemma2", "gemma3"])

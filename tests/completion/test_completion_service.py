@@ -7,7 +7,7 @@ import time
 
 import pytest
 
-from gemma_lsp.config import CompletionSettings, ModelSettings
+from gemma_lsp.config import CompletionSettings, LlamaCppModelSettings
 from gemma_lsp.completion import CompletionService
 from gemma_lsp.completion.context import Chunk, RingContext, similarity
 from gemma_lsp.engine import EngineManager
@@ -31,7 +31,7 @@ class Notes:
 
 @pytest.fixture
 async def engine(tiny_model):
-    m = EngineManager(ModelSettings(path=tiny_model, idle_unload_seconds=0))
+    m = EngineManager(LlamaCppModelSettings(path=tiny_model, idle_unload_seconds=0))
     yield m
     await m.close()
 

@@ -8,7 +8,7 @@ import pytest
 
 pytest.importorskip("llama_cpp")
 
-from gemma_lsp.config.models import ModelSettings  # noqa: E402
+from gemma_lsp.config.models import LlamaCppModelSettings  # noqa: E402
 from gemma_lsp.engine.embedder import MAX_TOKENS, PACK_TOKENS, EmbeddingContext, GgufEmbedder  # noqa: E402
 from gemma_lsp.engine.gguf import read_architecture  # noqa: E402
 from gemma_lsp.engine.llamacpp import LlamaCppBackend  # noqa: E402
@@ -119,7 +119,7 @@ def test_packing_and_truncation(embedding_model):
 
 def test_a_causal_gemma_embeds_the_same_alone_or_batched(tiny_model):
     """LlamaCppBackend.embed on the tiny gemma3: its KV cache is cleared between decodes."""
-    backend = LlamaCppBackend.load(ModelSettings(path=tiny_model, n_ctx=2048))
+    backend = LlamaCppBackend.load(LlamaCppModelSettings(path=tiny_model, n_ctx=2048))
     try:
         alone = np.stack([backend.embed([t])[0] for t in TEXTS])
         _close(backend.embed(TEXTS), alone)

@@ -1,6 +1,6 @@
 """Post-processing of raw model text into an edit: table-driven golden cases and properties.
 
-Golden cases live in tests/golden/postprocess/, one file per case::
+Golden cases live in tests/completion/golden/postprocess/, one file per case::
 
     # What the case shows (comment lines).
     language: python        (an LSP languageId; "" or absent: unknown)
