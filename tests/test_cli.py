@@ -21,7 +21,7 @@ def run(*args: str, timeout: float = 240) -> subprocess.CompletedProcess:
 
 
 def test_demo_shows_a_completion_from_the_in_process_engine():
-    proc = run("demo")
+    proc = run("demo", "--model", "random")
     assert proc.returncode == 0, proc.stderr
     out = proc.stdout
     assert "RANDOM weights" in out and "--model" in out  # says plainly what it runs
@@ -33,6 +33,17 @@ def test_demo_shows_a_completion_from_the_in_process_engine():
     assert "from the engine" in after_keystroke and "reused from the KV cache" in after_keystroke
     prompt = out.split("rendered the 'explain' prompt")[1]  # a remembered note comes back in a template
     assert "| # note (math)" in prompt and "| def is_prime(n: int) -> bool:" in prompt
+
+
+def test_demo_runs_the_real_gemma_by_default_and_it_completes_an_obvious_function():
+    """Only real weights can show this: the body of is_prime is a loop over candidate divisors."""
+    proc = run("demo")
+    assert proc.returncode == 0, proc.stderr
+    out = proc.stdout
+    assert "Model: gemma3-270m" in out and "Gemma terms" in out
+    first = out.split("textDocument/inlineCompletion")[1].split("\n")[1]
+    assert "insert 'for i in range(2, " in first and "return False" in first, out
+    assert "(gemma3, 268.10M parameters)" in out
 
 
 def test_demo_names_a_missing_model_in_one_sentence(tmp_path):

@@ -17,13 +17,14 @@ def _parser() -> argparse.ArgumentParser:
 
     s = sub.add_parser("serve", help="run the language server (stdio by default)")
     s.add_argument("--tcp", metavar="HOST:PORT", help="listen on TCP instead of stdio")
-    s.add_argument("--model", type=Path, help="Gemma GGUF file (overrides model.path)")
+    s.add_argument("--model", help="a Gemma GGUF file or a named model such as gemma3-270m (overrides model.path)")
     s.add_argument("--config", type=Path, help="TOML settings file (default: $GEMMA_LSP_CONFIG or the user config dir)")
     s.add_argument("--log-file", type=Path, help="write the log here (default: stderr)")
     s.add_argument("-v", "--verbose", action="count", default=0, help="more logging (-v info, -vv debug)")
 
     d = sub.add_parser("demo", help="start the server and drive it as an editor would")
-    d.add_argument("--model", type=Path, help="a Gemma GGUF file (default: a tiny random test model)")
+    d.add_argument("--model", help="a Gemma GGUF file, a named model (gemma3-270m, the default) or 'random' "
+                   "(a tiny model with random weights)")
 
     m = sub.add_parser("make-test-model", help="write a random-weight Gemma-family GGUF for tests")
     m.add_argument("--arch", choices=["gemma", "gemma2", "gemma3", "gemma-embedding"], default="gemma3")

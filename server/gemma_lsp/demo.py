@@ -8,6 +8,7 @@ import time
 from pathlib import Path
 
 from gemma_lsp import protocol
+from gemma_lsp.config import DEFAULT_MODEL
 
 SAMPLE = (
     '"""A small module to complete in."""\n'
@@ -37,29 +38,44 @@ def demo_model_path() -> Path:
     return default_cache_dir() / "models" / "gemma3-tiny-random.gguf"
 
 
-def run_demo(model: Path | None) -> int:
+RANDOM = "random"  # --model random: the tiny random-weight test model
+
+
+def run_demo(model: str | None) -> int:
     return asyncio.run(_demo(model))
 
 
-async def _demo(model: Path | None) -> int:
+def _choose_model(model: str | None) -> str:
+    """The model to run and a word about it: the default named model, the random one, or a file."""
+    if model == RANDOM:
+        path = demo_model_path()
+        if not path.exists():
+            from gemma_lsp.engine.testmodel import write_test_model
+
+            write_test_model(path, arch="gemma3", preset="tiny")
+        print(
+            f"The demo uses a tiny Gemma 3-architecture model with RANDOM weights\n"
+            f"  ({path}).\n"
+            f"  Its suggestions are nonsense text; everything around them is the real path: the LSP server,\n"
+            f"  the in-process llama.cpp engine, the prompts, cancellation.\n"
+            f"  Without --model the demo runs {DEFAULT_MODEL}, a real Gemma.\n"
+        )
+        return str(path)
+    if model is None:
+        print(
+            f"Model: {DEFAULT_MODEL}, Google's Gemma 3 270M (base, Q4_K_M), installed from PyPI by make; "
+            f"Gemma terms apply\n  (https://ai.google.dev/gemma/terms). Another: gemma-lsp demo --model path/to/model.gguf\n"
+        )
+        return DEFAULT_MODEL
+    print(f"Model: {model}\n")
+    return model
+
+
+async def _demo(model: str | None) -> int:
     from gemma_lsp.lsp.client import EditorSession, file_uri
 
     started = time.perf_counter()
-    if model is None:
-        model = demo_model_path()
-        if not model.exists():
-            from gemma_lsp.engine.testmodel import write_test_model
-
-            write_test_model(model, arch="gemma3", preset="tiny")
-        print(
-            f"No model given, so the demo uses a tiny Gemma 3-architecture model with RANDOM weights\n"
-            f"  ({model}).\n"
-            f"  Its suggestions are nonsense text; everything around them is the real path: the LSP server,\n"
-            f"  the in-process llama.cpp engine, FIM prompts, cancellation.\n"
-            f"  For real suggestions point at a Gemma GGUF: gemma-lsp demo --model path/to/gemma-3-1b-it-q4_0.gguf\n"
-        )
-    else:
-        print(f"Model: {model}\n")
+    model = _choose_model(model)
 
     workdir = Path(tempfile.mkdtemp(prefix="gemma-lsp-demo-"))
     source = workdir / "sample.py"
@@ -68,7 +84,7 @@ async def _demo(model: Path | None) -> int:
 
     # Memories in the embedded store (SQLite), kept inside the demo's folder.
     settings = {
-        "model": {"path": str(model)},
+        "model": {"path": model},
         "completion": {"max_tokens": 24, "max_lines": 3},
         "memory": {"sqlite_path": str(workdir / "memories.sqlite3"), "journal_dir": str(workdir / "journal")},
     }

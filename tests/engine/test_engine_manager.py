@@ -8,7 +8,13 @@ import threading
 import pytest
 
 from gemma_lsp.config import LlamaCppModelSettings
-from gemma_lsp.engine import EngineManager, GenerationLimits, GenerationRequest, GenerationResult, TokenPrompt
+from gemma_lsp.engine import (
+    EngineManager,
+    GenerationLimits,
+    GenerationRequest,
+    GenerationResult,
+    TokenPrompt,
+)
 from gemma_lsp.errors import Cancelled, ModelUnavailable
 from gemma_lsp.sampling import Greedy
 from samplers import Scripted
@@ -16,14 +22,6 @@ from samplers import Scripted
 
 def prompt_of(text: str):
     return TokenPrompt(lambda backend: [backend.special.bos, *backend.tokenize(text)])
-
-
-@pytest.fixture
-async def manager(tiny_model):
-    m = EngineManager(LlamaCppModelSettings(path=tiny_model, n_ctx=4096, idle_unload_seconds=0))
-    await m.load()
-    yield m
-    await m.close()
 
 
 async def test_generation_streams_text_and_reports_its_cost(manager):

@@ -3,9 +3,6 @@ messages; sampler specs as data; the same stats whichever form the prompt takes.
 
 from __future__ import annotations
 
-import pytest
-
-from gemma_lsp.config import LlamaCppModelSettings
 from gemma_lsp.config.sampling import DistributionSpec, GreedySpec, TemperatureSpec
 from gemma_lsp.engine import (
     ChatMessage,
@@ -18,14 +15,6 @@ from gemma_lsp.engine import (
     TokenPrompt,
 )
 from gemma_lsp.engine.tokenloop import gemma_chat_text
-
-
-@pytest.fixture
-async def manager(tiny_model):
-    m = EngineManager(LlamaCppModelSettings(path=tiny_model, n_ctx=2048, idle_unload_seconds=0))
-    await m.load()
-    yield m
-    await m.close()
 
 
 def tokens_of(manager: EngineManager, text: str, **kw) -> list[int]:

@@ -46,6 +46,7 @@ class FimPromptBuilder:
     """Builds FIM prompts and keeps each document's prefix anchor between requests."""
 
     def __init__(self) -> None:
+        self.mode = "fim-spm"  # the last prompt's form: "fim-spm", "fim-psm" or "prefix" (no FIM tokens)
         self._anchors: dict[str, int] = {}
         self._chunk_tokens: dict[Chunk, list[int]] = {}
 
@@ -65,7 +66,9 @@ class FimPromptBuilder:
         sp = backend.special
         prefix = self._prefix_tokens(backend, uri, text, offset, windows.prefix_tokens)
         if sp.fim_prefix is None or sp.fim_suffix is None or sp.fim_middle is None:
-            # A model without FIM tokens can still continue the text before the cursor.
+            # A model without FIM tokens (Gemma 3) continues the text before the cursor; the
+            # suffix still trims the answer in post-processing.
+            self.mode = "prefix"
             return [sp.bos, *prefix]
         header = []
         if sp.file_separator is not None:
@@ -73,6 +76,7 @@ class FimPromptBuilder:
             if path:
                 header += [sp.file_separator, *backend.tokenize(path + "\n")]
         suffix = self._suffix_tokens(backend, text, offset, windows.suffix_tokens)
+        self.mode = f"fim-{windows.order}"
         if windows.order == "psm":
             return [sp.bos, *header, sp.fim_prefix, *prefix, sp.fim_suffix, *suffix, sp.fim_middle]
         return [sp.bos, *header, sp.fim_suffix, *suffix, sp.fim_prefix, *prefix, sp.fim_middle]

@@ -184,7 +184,10 @@ class CompletionService:
             "prompt_tokens": result.prompt_tokens,
             "tokens_evaluated": result.tokens_evaluated,
             "tokens_generated": result.tokens_generated,
+            "prefill_ms": result.prefill_ms,
+            "decode_ms": result.decode_ms,
             "stop_reason": result.stop_reason,
+            "prompt_mode": self._fim.mode,
         }
         return finish(result.text, "engine", engine)
 

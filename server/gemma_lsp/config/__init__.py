@@ -2,6 +2,7 @@
 
 from .memory import IndexSettings, MemorySettings, TierTTLs
 from .models import (
+    DEFAULT_MODEL,
     BackendSettings,
     CompletionSettings,
     LlamaCppModelSettings,
@@ -30,6 +31,7 @@ __all__ = [
     "MemorySettings",
     "TierTTLs",
     "LogSettings",
+    "DEFAULT_MODEL",
     "BackendSettings",
     "LlamaCppModelSettings",
     "ModelSettings",

@@ -15,6 +15,10 @@ from .memory import IndexSettings, MemorySettings
 from .sampling import SamplingSettings
 
 
+# What runs when model.path is not set: a named model (engine/catalog.py) that make installs.
+DEFAULT_MODEL = "gemma3-270m"
+
+
 class _Section(BaseModel):
     # An unknown key is almost always a typo: reject it rather than silently ignore it.
     model_config = ConfigDict(extra="forbid", validate_assignment=True)
@@ -39,7 +43,11 @@ class LlamaCppModelSettings(BackendSettings):
 
     backend: Literal["llama.cpp"] = "llama.cpp"
     path: Path | None = Field(
-        default=None, description="Path to a Gemma GGUF file (gemma, gemma2 or gemma3 architecture)."
+        default=None,
+        description=(
+            f"A Gemma GGUF file (gemma, gemma2 or gemma3 architecture), or a named model ({DEFAULT_MODEL}); "
+            f"none = {DEFAULT_MODEL}, Gemma 3 270M from PyPI."
+        ),
     )
     n_threads: int | None = Field(default=None, ge=1, le=512, description="CPU threads; none = half the cores.")
     n_batch: int = Field(default=512, ge=1, le=65536, description="Prompt evaluation batch size.")
@@ -69,7 +77,7 @@ class LlamaCppModelSettings(BackendSettings):
 
     @property
     def label(self) -> str | None:
-        return self.path.name if self.path is not None else None
+        return self.path.name if self.path is not None else DEFAULT_MODEL
 
 
 def _default_backend(value: Any) -> Any:

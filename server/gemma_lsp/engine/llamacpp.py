@@ -23,6 +23,7 @@ from gemma_lsp.config import LlamaCppModelSettings
 from gemma_lsp.errors import Cancelled, ModelUnavailable
 
 from .backend import EvalResult, ModelInfo, SpecialTokens
+from .catalog import resolve
 from .gguf import read_architecture
 from .native import open_llama, silence_llama_logs
 
@@ -77,9 +78,7 @@ class LlamaCppBackend:
     def load(cls, settings: LlamaCppModelSettings, progress=None) -> "LlamaCppBackend":
         """Check and load ``settings.path``; raises :class:`ModelUnavailable` with one sentence."""
         progress = progress or (lambda message, pct: None)
-        if settings.path is None:
-            raise ModelUnavailable("No model configured: set model.path to a Gemma GGUF file.")
-        path = Path(settings.path).expanduser()
+        path = resolve(settings.path, progress)
         arch = read_architecture(path)
         if arch not in SUPPORTED_ARCHES:
             raise ModelUnavailable(

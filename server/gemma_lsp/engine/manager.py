@@ -334,6 +334,8 @@ class EngineManager:
             "tokens_generated": result.tokens_generated,
             "engine_ms": result.engine_ms,
             "queue_ms": result.queue_ms,
+            "prefill_ms": result.prefill_ms,
+            "decode_ms": result.decode_ms,
             "stop_reason": result.stop_reason,
         }
         job.emit(result)

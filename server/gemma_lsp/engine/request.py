@@ -119,3 +119,5 @@ class GenerationResult:
     tokens_generated: int
     engine_ms: float  # time the worker spent on this request (prompt build + eval + sampling)
     queue_ms: float  # time the request waited for the worker
+    prefill_ms: float = 0.0  # of engine_ms: building and evaluating the prompt
+    decode_ms: float = 0.0  # of engine_ms: the generated tokens (sampling included)

@@ -73,6 +73,7 @@ class TokenLoopRuntime:
         prompt = prompt_tokens(backend, request.prompt)
         max_new = max(0, min(limits.max_tokens, backend.n_ctx - len(prompt)))
         first = backend.eval(prompt, abort=cancel)
+        prefilled = time.perf_counter()
         logits = first.logits
         sampler = sampler_for(request.sampling)
         sampler.reset()
@@ -108,6 +109,7 @@ class TokenLoopRuntime:
                 break
             if step + 1 < max_new:
                 logits = backend.extend([token], abort=cancel).logits
+        done = time.perf_counter()
         return GenerationResult(
             text="",
             stop_reason=stop_reason,
@@ -115,6 +117,8 @@ class TokenLoopRuntime:
             tokens_reused=first.tokens_reused,
             tokens_evaluated=first.tokens_evaluated,
             tokens_generated=generated,
-            engine_ms=(time.perf_counter() - started) * 1000,
+            engine_ms=(done - started) * 1000,
             queue_ms=0.0,
+            prefill_ms=(prefilled - started) * 1000,
+            decode_ms=(done - prefilled) * 1000,
         )
