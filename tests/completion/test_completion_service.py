@@ -8,6 +8,7 @@ import time
 import pytest
 
 from gemma_lsp.config import CompletionSettings, LlamaCppModelSettings
+from gemma_lsp.completion.lines import suggestion_lines, whole_part
 from gemma_lsp.completion import CompletionService
 from gemma_lsp.completion.context import Chunk, RingContext, similarity
 from gemma_lsp.engine import EngineManager
@@ -88,9 +89,43 @@ def test_the_ring_keeps_the_newest_chunks_and_drops_near_duplicates():
 
 async def test_control_characters_never_reach_the_editor(engine):
     await engine.load()
-    tokens = engine._runtime.backend.tokenize("ok\x7f\x01 = 1")
+    backend = engine._runtime.backend
+    tokens = [*backend.tokenize("ok\x7f\x01 = 1"), backend.special.eos]
     service = CompletionService(
         engine, lambda: CompletionSettings(max_tokens=len(tokens)), sampling=lambda s: Scripted(tokens)
     )
     suggestion = await service.suggest("file:///a.py", "x = 1\n", 6)
     assert suggestion is not None and suggestion.text == "ok = 1"
+
+
+async def test_a_word_cut_by_the_time_limit_is_never_shown(engine):
+    await engine.load()
+    tokens = engine._runtime.backend.tokenize("total = compute_total(items)")
+    scripted = lambda s: Scripted(tokens)  # noqa: E731
+    cut = CompletionService(engine, lambda: CompletionSettings(time_limit_ms=1e-6), sampling=scripted)
+    assert await cut.suggest("file:///b.py", "x = 1\n", 6) is None  # one token, "total", maybe not the whole word
+    assert cut.stats.last["stop_reason"] == "time_limit"
+    whole = CompletionService(engine, lambda: CompletionSettings(max_tokens=len(tokens)), sampling=scripted)
+    suggestion = await whole.suggest("file:///c.py", "x = 1\n", 6)
+    assert suggestion is not None and suggestion.text == "total = compute_total(items)"
+
+
+def test_only_a_block_body_gets_a_multi_line_suggestion():
+    def lines(document: str) -> int:
+        return suggestion_lines(document, len(document), "python", 8)
+
+    assert lines("def f():\n    ") == 8
+    assert lines('def f():\n    """Say what f does."""\n    ') == 8
+    assert lines('def f():\n    """Say\n    what f does.\n    """\n    # a comment\n    ') == 8
+    assert lines("def f():\n    x = 1\n    ") == 1  # the next statement, one line at a time
+    assert lines("def f():\n    return sel") == 1  # typed text on the line: its rest only
+    assert lines("") == 8
+    assert suggestion_lines("if x {\n\t", 8, "go", 8) == 8
+    assert suggestion_lines("f(a, )", 5, "python", 8) == 1  # text right of the cursor
+
+
+def test_a_time_limit_leaves_whole_lines_or_whole_words():
+    assert whole_part("x = compute_tot", "time_limit", 1) == "x = "
+    assert whole_part("for i in range(n):\n    total += val", "time_limit", 8) == "for i in range(n):"
+    assert whole_part("x = compute_tot", "max_tokens", 1) == "x = compute_tot"
+    assert whole_part("return x", "stop_token", 1) == "return x"

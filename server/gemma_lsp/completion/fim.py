@@ -25,7 +25,7 @@ from __future__ import annotations
 
 from dataclasses import dataclass
 
-from gemma_lsp.engine import Tokenizer
+from gemma_lsp.engine import HealedTokens, Tokenizer
 
 from .context import Chunk
 
@@ -40,6 +40,7 @@ class FimWindows:
     suffix_tokens: int
     order: str = "spm"  # "spm" | "psm"
     extra_tokens: int = 0  # budget for chunks of other files before the current one
+    heal: bool = True  # back up the prefix's last token when the cursor is inside a word or operator
 
 
 class FimPromptBuilder:
@@ -62,14 +63,18 @@ class FimPromptBuilder:
         windows: FimWindows,
         path: str | None = None,
         extra: list[Chunk] | None = None,
-    ) -> list[int]:
+    ) -> list[int] | HealedTokens:
         sp = backend.special
         prefix = self._prefix_tokens(backend, uri, text, offset, windows.prefix_tokens)
+        # Token healing: the text before the cursor ends mid-token when it ends in a word or an
+        # operator (not after whitespace, where the model starts a fresh token anyway).
+        heal = windows.heal and bool(prefix) and offset > 0 and not text[offset - 1].isspace()
         if sp.fim_prefix is None or sp.fim_suffix is None or sp.fim_middle is None:
             # A model without FIM tokens (Gemma 3) continues the text before the cursor; the
             # suffix still trims the answer in post-processing.
             self.mode = "prefix"
-            return [sp.bos, *prefix]
+            tokens = [sp.bos, *prefix]
+            return HealedTokens(tokens, len(tokens) - 1) if heal else tokens
         header = []
         if sp.file_separator is not None:
             header = self._extra_tokens(backend, extra or [], windows.extra_tokens)
@@ -78,8 +83,12 @@ class FimPromptBuilder:
         suffix = self._suffix_tokens(backend, text, offset, windows.suffix_tokens)
         self.mode = f"fim-{windows.order}"
         if windows.order == "psm":
-            return [sp.bos, *header, sp.fim_prefix, *prefix, sp.fim_suffix, *suffix, sp.fim_middle]
-        return [sp.bos, *header, sp.fim_suffix, *suffix, sp.fim_prefix, *prefix, sp.fim_middle]
+            tokens = [sp.bos, *header, sp.fim_prefix, *prefix, sp.fim_suffix, *suffix, sp.fim_middle]
+            last_prefix = 2 + len(header) + len(prefix) - 1
+        else:
+            tokens = [sp.bos, *header, sp.fim_suffix, *suffix, sp.fim_prefix, *prefix, sp.fim_middle]
+            last_prefix = len(tokens) - 2
+        return HealedTokens(tokens, last_prefix) if heal else tokens
 
     def _extra_tokens(self, backend: Tokenizer, chunks: list[Chunk], budget: int) -> list[int]:
         """The newest chunks that fit the budget, oldest first, each under a file separator."""

@@ -17,7 +17,8 @@ from gemma_lsp.engine import EngineManager, GenerationLimits, GenerationRequest,
 from .cache import CompletionCache, TypeAhead, prompt_key
 from .context import Chunk, RetrievalCache, Retriever, RingContext
 from .fim import FimPromptBuilder, FimWindows
-from .postprocess import SINGLE_LINE, completion_mode, postprocess
+from .lines import suggestion_lines, whole_part
+from .postprocess import postprocess
 
 
 @dataclass(frozen=True)
@@ -110,7 +111,10 @@ class CompletionService:
         await self._engine.prefetch(self._prompt(uri, text, offset, path, settings))
 
     def _prompt(self, uri: str, text: str, offset: int, path: str | None, settings: CompletionSettings):
-        windows = FimWindows(settings.prefix_tokens, settings.suffix_tokens, settings.fim_order, settings.extra_context_tokens)
+        windows = FimWindows(
+            settings.prefix_tokens, settings.suffix_tokens, settings.fim_order, settings.extra_context_tokens,
+            heal=settings.token_healing,
+        )
         # Retrieved chunks first (they change least often), then the ring's, newest last.
         extra = [*self._retrieved, *self.ring.chunks(exclude_path=path)]
         return TokenPrompt(lambda tokenizer: self._fim.build(tokenizer, uri, text, offset, windows, path, extra))
@@ -165,18 +169,19 @@ class CompletionService:
             self.stats.cache_hits += 1
             return finish(raw, "cache")
 
+        lines = suggestion_lines(text, offset, language, settings.max_lines)
         request = GenerationRequest(
             prompt=self._prompt(uri, text, offset, path, settings),
             sampling=self._sampling(settings),
             limits=GenerationLimits(
                 max_tokens=settings.max_tokens,
-                # Text right of the cursor: one line fits there, so stop generating after one.
-                max_lines=1 if completion_mode(text, offset) == SINGLE_LINE else settings.max_lines,
+                max_lines=lines,
                 time_limit_s=settings.time_limit_ms / 1000 if settings.time_limit_ms else None,
             ),
             key=uri,
         )
         result = await self._engine.generate(request)
+        result.text = whole_part(result.text, result.stop_reason, lines)
         self._cache.put(key, result.text)
         self.stats.engine += 1
         engine = {

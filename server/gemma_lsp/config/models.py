@@ -109,6 +109,13 @@ class CompletionSettings(_Section):
     retrieval_timeout_ms: float = Field(
         default=30.0, ge=0, description="How long a completion waits for retrieved context (memories) before going without."
     )
+    token_healing: bool = Field(
+        default=True,
+        description=(
+            "When the cursor is inside a word, let the model write the word's last token again (constrained to "
+            "what is typed), instead of continuing from a cut no tokenizer would make."
+        ),
+    )
     fim_order: Literal["spm", "psm"] = Field(
         default="spm",
         description="spm: suffix before prefix, so a keystroke re-evaluates only the prompt's tail; psm: prefix first.",

@@ -66,6 +66,9 @@ class Backend(Protocol):
     def token_bytes(self, token: int) -> bytes:
         """The raw bytes of one token (a byte-fallback token may be part of a UTF-8 character)."""
 
+    def vocabulary(self) -> list[bytes]:
+        """Every token's bytes by id, b"" for control tokens (what token healing searches)."""
+
     @property
     def n_ctx(self) -> int: ...
 

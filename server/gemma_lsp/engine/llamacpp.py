@@ -31,6 +31,7 @@ log = logging.getLogger(__name__)
 
 SUPPORTED_ARCHES = ("gemma", "gemma2", "gemma3")
 _ROPE_SCALING = {"none": 0, "linear": 1, "yarn": 2}
+_SPACE_MARK = "\u2581".encode()  # SentencePiece's visible space
 
 
 class LlamaCppBackend:
@@ -71,7 +72,9 @@ class LlamaCppBackend:
         self._abort_cb = llama_cpp.ggml_abort_callback(self._should_abort)
         llama_cpp.llama_set_abort_callback(llm.ctx, self._abort_cb, None)
         self._embedder = None
-        self._piece_cache: dict[int, bytes] = {}
+        # Every token's bytes, read once: llama-cpp-python's one-token detokenize returned b""
+        # for pieces longer than its 32-byte buffer (long runs of spaces, long identifiers).
+        self._pieces = self._read_vocabulary()
 
     # ----------------------------------------------------------------- load
     @classmethod
@@ -86,7 +89,6 @@ class LlamaCppBackend:
                 f"({', '.join(SUPPORTED_ARCHES)})."
             )
         silence_llama_logs()
-        import llama_cpp
 
         progress("reading weights", 10)
         # Half the cores for decoding and prompt batches alike: llama.cpp's threads spin at a
@@ -140,11 +142,26 @@ class LlamaCppBackend:
         return self._llm._model.detokenize(list(tokens), special=special).decode("utf-8", "replace")
 
     def token_bytes(self, token: int) -> bytes:
-        piece = self._piece_cache.get(token)
-        if piece is None:
-            piece = self._llm._model.detokenize([token], special=False)
-            self._piece_cache[token] = piece
-        return piece
+        return self._pieces[token]
+
+    def vocabulary(self) -> list[bytes]:
+        return self._pieces
+
+    def _read_vocabulary(self) -> list[bytes]:
+        """Straight from llama.cpp's vocabulary (0.4 s at 262k tokens; detokenizing each took 2.5 s)."""
+        lib, vocab = self._lib, self._llm._model.vocab
+        normal = lib.LLAMA_TOKEN_ATTR_NORMAL | lib.LLAMA_TOKEN_ATTR_USER_DEFINED
+        out: list[bytes] = []
+        for token in range(self._n_vocab):
+            attr = lib.llama_vocab_get_attr(vocab, token)
+            text = lib.llama_vocab_get_text(vocab, token)
+            if attr & lib.LLAMA_TOKEN_ATTR_BYTE and text.startswith(b"<0x"):
+                out.append(bytes([int(text[3:5], 16)]))
+            elif attr & normal and not attr & (lib.LLAMA_TOKEN_ATTR_CONTROL | lib.LLAMA_TOKEN_ATTR_UNUSED):
+                out.append(text.replace(_SPACE_MARK, b" "))
+            else:
+                out.append(b"")
+        return out
 
     @property
     def n_ctx(self) -> int:
@@ -209,7 +226,7 @@ class LlamaCppBackend:
                     raise Cancelled("prompt evaluation aborted")
                 try:
                     llm.eval(chunk)
-                except RuntimeError as exc:
+                except RuntimeError:
                     # An aborted decode (code 2) leaves the chunk's KV entries unknown: drop them.
                     llm._ctx.kv_cache_seq_rm(-1, len(self._cached), -1)
                     llm.n_tokens = len(self._cached)

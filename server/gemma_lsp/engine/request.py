@@ -36,10 +36,20 @@ class Tokenizer(Protocol):
 
 
 @dataclass(frozen=True)
-class TokenPrompt:
-    """Token ids from ``build(tokenizer)``, called on the engine's worker thread."""
+class HealedTokens:
+    """Prompt ids with one token to back up: ``tokens[heal_at]`` is left out of the prompt and
+    the generation must spell its text out first (token healing, see ``engine/pieces.py``); the
+    answer starts after that text."""
 
-    build: Callable[[Tokenizer], list[int]]
+    tokens: list[int]
+    heal_at: int
+
+
+@dataclass(frozen=True)
+class TokenPrompt:
+    """Token ids (or :class:`HealedTokens`) from ``build(tokenizer)``, called on the engine's worker."""
+
+    build: Callable[[Tokenizer], "list[int] | HealedTokens"]
 
     @classmethod
     def of(cls, ids: Sequence[int]) -> "TokenPrompt":

@@ -15,7 +15,17 @@ from gemma_lsp.sampling import Greedy, Sampler
 from gemma_lsp.sampling.build import build_sampler
 
 from .backend import Backend
-from .request import ChatMessage, ChatPrompt, GenerationRequest, GenerationResult, Prompt, SamplingSpec, TextPrompt
+from .pieces import PieceTable
+from .request import (
+    ChatMessage,
+    ChatPrompt,
+    GenerationRequest,
+    GenerationResult,
+    HealedTokens,
+    Prompt,
+    SamplingSpec,
+    TextPrompt,
+)
 from .runtime import RunControl
 
 
@@ -38,12 +48,19 @@ def gemma_chat_text(messages: tuple[ChatMessage, ...]) -> str:
     return "".join(parts) + "<start_of_turn>model\n"
 
 
-def prompt_tokens(backend: Backend, prompt: Prompt) -> list[int]:
+def prompt_tokens(backend: Backend, prompt: Prompt) -> tuple[list[int], bytes]:
+    """The prompt's ids and the text the generation must spell out first (b"": no healing)."""
     if isinstance(prompt, TextPrompt):
-        return backend.tokenize(prompt.text, add_bos=prompt.add_bos, special=True)
+        return backend.tokenize(prompt.text, add_bos=prompt.add_bos, special=True), b""
     if isinstance(prompt, ChatPrompt):
-        return backend.tokenize(gemma_chat_text(prompt.messages), add_bos=True, special=True)
-    return prompt.build(backend)
+        return backend.tokenize(gemma_chat_text(prompt.messages), add_bos=True, special=True), b""
+    built = prompt.build(backend)
+    if isinstance(built, HealedTokens):
+        tokens, at = built.tokens, built.heal_at
+        if 0 <= at < len(tokens):
+            return tokens[:at] + tokens[at + 1 :], backend.token_bytes(tokens[at])
+        return tokens, b""
+    return built, b""
 
 
 def sampler_for(sampling: SamplingSpec | Sampler) -> Sampler:
@@ -58,6 +75,7 @@ class TokenLoopRuntime:
     def __init__(self, backend: Backend) -> None:
         self.backend = backend
         self.info = backend.info
+        self.pieces = PieceTable(backend.vocabulary())
 
     def close(self) -> None:
         self.backend.close()
@@ -70,8 +88,8 @@ class TokenLoopRuntime:
         stop_ids = limits.stop_ids if limits.stop_ids is not None else backend.special.stop_ids()
         deadline = started + limits.time_limit_s if limits.time_limit_s else None
 
-        prompt = prompt_tokens(backend, request.prompt)
-        max_new = max(0, min(limits.max_tokens, backend.n_ctx - len(prompt)))
+        prompt, heal = prompt_tokens(backend, request.prompt)
+        max_new = max(0, min(limits.max_tokens + (1 if heal else 0), backend.n_ctx - len(prompt)))
         first = backend.eval(prompt, abort=cancel)
         prefilled = time.perf_counter()
         logits = first.logits
@@ -84,7 +102,7 @@ class TokenLoopRuntime:
         for step in range(max_new):
             if cancel.is_set():
                 raise Cancelled("cancelled during generation")
-            token = sampler.sample(logits)
+            token = sampler.sample(self.pieces.mask(logits, heal) if heal else logits)
             control.sampled()
             sampler.accept(token)
             if token in stop_ids:
@@ -92,6 +110,8 @@ class TokenLoopRuntime:
                 break
             generated += 1
             piece = backend.token_bytes(token)
+            if heal:  # spelling out the backed-up text: only what comes after it is the answer
+                piece, heal = piece[len(heal):], heal[len(piece):]
             if limits.max_lines is not None and b"\n" in piece:
                 allowed = limits.max_lines - 1 - newlines
                 if piece.count(b"\n") > allowed:
