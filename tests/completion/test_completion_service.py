@@ -129,3 +129,33 @@ def test_a_time_limit_leaves_whole_lines_or_whole_words():
     assert whole_part("for i in range(n):\n    total += val", "time_limit", 8) == "for i in range(n):"
     assert whole_part("x = compute_tot", "max_tokens", 1) == "x = compute_tot"
     assert whole_part("return x", "stop_token", 1) == "return x"
+
+
+async def test_a_cold_file_is_answered_from_a_short_window_that_grows_in_the_background(engine):
+    big = "".join(f"def f{i}(x):\n    return x + {i}\n\n" for i in range(120)) + "def main():\n    "
+    settings = CompletionSettings(prefix_tokens=1024, cold_prefix_tokens=128, max_tokens=4, extra_context_tokens=0)
+    service = CompletionService(engine, lambda: settings)
+    await service.suggest("file:///big.py", big, len(big))
+    cold = service.stats.last
+    assert cold["prefix_window"] == 128 and cold["prompt_tokens"] <= 128 + 2
+    for _ in range(250):  # the full window is evaluated in the background
+        if engine.stats.prefetched:
+            break
+        await asyncio.sleep(0.02)
+    assert engine.stats.prefetched == 1
+    typed = big + "r"
+    await service.suggest("file:///big.py", typed, len(typed))
+    warm = service.stats.last
+    assert warm["prefix_window"] == 1024 and warm["prompt_tokens"] > 600  # about 3/4 of it, see fim.py
+    assert warm["tokens_evaluated"] <= 3  # the background evaluation left the whole window in the cache
+
+
+async def test_a_keystroke_before_the_window_grew_stays_on_the_short_window(engine):
+    big = "".join(f"def g{i}(y):\n    return y * {i}\n\n" for i in range(120)) + "def main():\n    "
+    settings = CompletionSettings(prefix_tokens=1024, cold_prefix_tokens=128, max_tokens=4, extra_context_tokens=0)
+    service = CompletionService(engine, lambda: settings)
+    await service.suggest("file:///b2.py", big, len(big))
+    typed = big + "r"
+    await service.suggest("file:///b2.py", typed, len(typed))  # at once: pre-empts the background work
+    last = service.stats.last
+    assert last["prefix_window"] == 128 and last["tokens_evaluated"] <= 3

@@ -48,11 +48,13 @@ class FimPromptBuilder:
 
     def __init__(self) -> None:
         self.mode = "fim-spm"  # the last prompt's form: "fim-spm", "fim-psm" or "prefix" (no FIM tokens)
-        self._anchors: dict[str, int] = {}
+        self.from_start = False  # the last prompt's prefix window began at the start of the file
+        self._anchors: dict[tuple[str, int], int] = {}  # (uri, prefix budget) -> anchor
         self._chunk_tokens: dict[Chunk, list[int]] = {}
 
     def forget(self, uri: str) -> None:
-        self._anchors.pop(uri, None)
+        for key in [k for k in self._anchors if k[0] == uri]:
+            del self._anchors[key]
 
     def build(
         self,
@@ -111,14 +113,16 @@ class FimPromptBuilder:
         return [t for tokens in reversed(picked) for t in tokens]
 
     def _prefix_tokens(self, backend: Tokenizer, uri: str, text: str, offset: int, budget: int) -> list[int]:
-        anchor = self._anchors.get(uri)
+        anchor = self._anchors.get((uri, budget))
         if anchor is not None and anchor <= offset and _is_line_start(text, anchor):
             tokens = backend.tokenize(text[anchor:offset])
             if len(tokens) <= budget:
+                self.from_start = anchor == 0
                 return tokens
         anchor = self._choose_anchor(backend, text, offset, budget)
-        self._anchors[uri] = anchor
+        self._anchors[(uri, budget)] = anchor
         tokens = backend.tokenize(text[anchor:offset])
+        self.from_start = anchor == 0 and len(tokens) <= budget
         return tokens[-budget:] if len(tokens) > budget else tokens
 
     @staticmethod

@@ -80,6 +80,9 @@ class CompletionService:
         self.ring = RingContext(initial.extra_context_chunks, initial.extra_context_lines)
         self._active: tuple[str, str, int, str | None] | None = None  # the last completion's place
         self._prefetch_task: asyncio.Task | None = None
+        # The document whose full-window prompt the KV cache holds (or is filling in the background).
+        self._warm_uri: str | None = None
+        self._grow_task: asyncio.Task | None = None
         self._retrieval: RetrievalCache | None = None
         self._retrieved: list[Chunk] = []  # what the last completion got from the retriever
         self.set_retriever(retriever)
@@ -108,11 +111,39 @@ class CompletionService:
             return
         uri, text, offset, path = self._active
         settings = self._settings()
-        await self._engine.prefetch(self._prompt(uri, text, offset, path, settings))
+        if await self._engine.prefetch(self._prompt(uri, text, offset, path, settings, settings.prefix_tokens)):
+            self._warm_uri = uri
 
-    def _prompt(self, uri: str, text: str, offset: int, path: str | None, settings: CompletionSettings):
+    def _prefix_budget(self, uri: str, settings: CompletionSettings) -> int:
+        """The full prefix window when the KV cache holds this document's prompt, else the cold one.
+
+        A cold request (a file just opened, or the cache filled by another file) would pay the
+        prefill of the whole window, ~1,000 tokens and seconds on a laptop CPU, before the first
+        token. It is answered from a short window instead, and the full window is evaluated in
+        the background afterwards (any keystroke pre-empts that), so the requests after it get
+        the whole context at the cost of a few tokens each.
+        """
+        full, cold = settings.prefix_tokens, settings.cold_prefix_tokens
+        return full if cold <= 0 or cold >= full or self._warm_uri == uri else cold
+
+    def _grow(self, uri: str, text: str, offset: int, path: str | None) -> None:
+        """Evaluate the full-window prompt in the background, for the requests that follow a cold one."""
+
+        async def grow() -> None:
+            await asyncio.sleep(0)
+            settings = self._settings()
+            if await self._engine.prefetch(self._prompt(uri, text, offset, path, settings, settings.prefix_tokens)):
+                self._warm_uri = uri
+
+        if self._grow_task is not None:
+            self._grow_task.cancel()
+        self._grow_task = asyncio.ensure_future(grow())
+
+    def _prompt(
+        self, uri: str, text: str, offset: int, path: str | None, settings: CompletionSettings, prefix_tokens: int
+    ):
         windows = FimWindows(
-            settings.prefix_tokens, settings.suffix_tokens, settings.fim_order, settings.extra_context_tokens,
+            prefix_tokens, settings.suffix_tokens, settings.fim_order, settings.extra_context_tokens,
             heal=settings.token_healing,
         )
         # Retrieved chunks first (they change least often), then the ring's, newest last.
@@ -158,8 +189,9 @@ class CompletionService:
             self._retrieved = await self._retrieval.chunks(
                 text, offset, settings.extra_context_tokens // 2, settings.retrieval_timeout_ms / 1000
             )
+        budget = self._prefix_budget(uri, settings)
         key = prompt_key(
-            text, offset, settings.prefix_tokens, settings.suffix_tokens,
+            text, offset, budget, settings.suffix_tokens,
             (path, settings.model_dump_json(), self.ring.version if settings.extra_context_tokens else 0,
              tuple(self._retrieved)),
         )
@@ -171,7 +203,7 @@ class CompletionService:
 
         lines = suggestion_lines(text, offset, language, settings.max_lines)
         request = GenerationRequest(
-            prompt=self._prompt(uri, text, offset, path, settings),
+            prompt=self._prompt(uri, text, offset, path, settings, budget),
             sampling=self._sampling(settings),
             limits=GenerationLimits(
                 max_tokens=settings.max_tokens,
@@ -181,6 +213,11 @@ class CompletionService:
             key=uri,
         )
         result = await self._engine.generate(request)
+        if budget == settings.prefix_tokens or self._fim.from_start:  # the full window would be the same
+            self._warm_uri = uri
+        else:
+            self._warm_uri = None
+            self._grow(uri, text, offset, path)
         result.text = whole_part(result.text, result.stop_reason, lines)
         self._cache.put(key, result.text)
         self.stats.engine += 1
@@ -193,6 +230,7 @@ class CompletionService:
             "decode_ms": result.decode_ms,
             "stop_reason": result.stop_reason,
             "prompt_mode": self._fim.mode,
+            "prefix_window": budget,
         }
         return finish(result.text, "engine", engine)
 

@@ -273,19 +273,21 @@ class EngineManager:
             parts.append(item)
         raise Cancelled("the generation ended without a result")
 
-    async def prefetch(self, prompt: Prompt) -> None:
+    async def prefetch(self, prompt: Prompt) -> bool:
         """Evaluate a prompt into the KV cache without generating, when nothing else waits.
 
         Any foreground request cancels it; errors are not the caller's problem (it is only a
-        head start), so they are logged and dropped.
+        head start), so they are logged and dropped. True when the prompt was evaluated to its end.
         """
         request = GenerationRequest(prompt, limits=GenerationLimits(max_tokens=0), background=True)
         try:
             await self.generate(request)
+            return True
         except (Cancelled, ModelUnavailable):
-            pass
+            return False
         except Exception:  # noqa: BLE001
             log.exception("background prompt evaluation failed")
+            return False
 
     def _run_job(self, job: _Job) -> None:
         try:
