@@ -2,7 +2,8 @@
 
 **Cases.** Cut from real Python nobody here wrote: the sources of numpy, pygls and jinja2 as
 installed next to gemma-lsp. The ``.py`` files of those packages (sorted; ``tests`` / ``test``
-folders skipped) are visited in an order drawn with ``random.Random(--seed)``; a file is used
+folders skipped) are visited in an order drawn with ``random.Random(--seed)`` that takes the
+three packages in turn (numpy alone has most of the files); a file is used
 when it can be read as UTF-8 and has 40 to 3,000 lines, and each file gives at most one case
 (so no document of the run holds another case's answer). In the file one line is drawn among
 the lines that are real code: not blank, not a comment, ASCII and printable, at least 12
@@ -217,15 +218,24 @@ def _read(path: Path) -> str | None:
         return None
 
 
+def _by_package_in_turn(files: list[tuple[str, Path]], rng: random.Random) -> list[tuple[str, Path]]:
+    """The files in a seeded order that takes the packages in turn (numpy has most files, but
+    each package gets its share of the cases)."""
+    groups: dict[str, list[tuple[str, Path]]] = {}
+    for item in files:
+        groups.setdefault(item[0].split("/")[0], []).append(item)
+    shuffled = [rng.sample(group, len(group)) for _, group in sorted(groups.items())]
+    return [group[i] for i in range(max(map(len, shuffled), default=0)) for group in shuffled if i < len(group)]
+
+
 def pick_cases(n: int, seed: int, files: list[tuple[str, Path]] | None = None) -> list[Case]:
     """``n`` cases (fewer if the files run out), the same ones for the same seed and files."""
     files = source_files() if files is None else files
     rng = random.Random(seed)
     cases: list[Case] = []
-    for index in rng.sample(range(len(files)), len(files)):
+    for rel, path in _by_package_in_turn(files, rng):
         if len(cases) >= n:
             break
-        rel, path = files[index]
         text = _read(path)
         if text is None or not MIN_FILE_LINES <= len(text.splitlines()) <= MAX_FILE_LINES:
             continue

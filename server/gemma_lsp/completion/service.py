@@ -127,17 +127,26 @@ class CompletionService:
         return full if cold <= 0 or cold >= full or self._warm_uri == uri else cold
 
     def _grow(self, uri: str, text: str, offset: int, path: str | None) -> None:
-        """Evaluate the full-window prompt in the background, for the requests that follow a cold one."""
+        """Evaluate the full-window prompt in the background once the user pauses.
+
+        Not at once: while the user types, every keystroke reuses the short window's cache, and
+        a background evaluation of another prompt would overwrite it (the cache holds one
+        sequence) only to be cut off by the next keystroke.
+        """
 
         async def grow() -> None:
-            await asyncio.sleep(0)
             settings = self._settings()
+            await asyncio.sleep(settings.grow_after_ms / 1000)
             if await self._engine.prefetch(self._prompt(uri, text, offset, path, settings, settings.prefix_tokens)):
                 self._warm_uri = uri
 
+        self._cancel_grow()
+        self._grow_task = asyncio.ensure_future(grow())
+
+    def _cancel_grow(self) -> None:
         if self._grow_task is not None:
             self._grow_task.cancel()
-        self._grow_task = asyncio.ensure_future(grow())
+            self._grow_task = None
 
     def _prompt(
         self, uri: str, text: str, offset: int, path: str | None, settings: CompletionSettings, prefix_tokens: int
@@ -171,6 +180,7 @@ class CompletionService:
         settings = self._settings()
         if not settings.enabled:
             return None
+        self._cancel_grow()  # the user is active: the pause the window grows in has not come
         started = time.perf_counter()
         self.stats.requests += 1
         offset = max(0, min(offset, len(text)))

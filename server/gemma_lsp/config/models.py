@@ -128,6 +128,10 @@ class CompletionSettings(_Section):
         default="spm",
         description="spm: suffix before prefix, so a keystroke re-evaluates only the prompt's tail; psm: prefix first.",
     )
+    grow_after_ms: float = Field(
+        default=400.0, ge=0, le=60_000,
+        description="After a cold answer, how long the user must pause before the full window is evaluated.",
+    )
     max_tokens: int = Field(default=64, ge=1, le=32768, description="Most tokens one suggestion may have.")
     max_lines: int = Field(default=8, ge=1, description="Most lines one suggestion may have.")
     time_limit_ms: float = Field(default=2000.0, ge=0, description="Stop generating after this long; 0 = no limit.")
