@@ -323,6 +323,7 @@ def summarise(cases: list[Case], answers: list[Answer]) -> dict[str, Any]:
         "prompt_mode": dict(Counter(str(f.get("prompt_mode")) for f in engine)),
         "sources": dict(Counter(str(a.figures.get("source")) for a in answers)),
         "stop_reasons": dict(Counter(str(f.get("stop_reason")) for f in engine)),
+        "threads": dict(Counter(str(f.get("threads")) for f in engine)),  # the server's choice per request
         "ranges_before_cursor": sum(1 for a in answers if a.figures.get("range_before_cursor")),
         "worst": [
             {
@@ -341,7 +342,7 @@ def summarise(cases: list[Case], answers: list[Answer]) -> dict[str, Any]:
 
 _FIGURES = (
     "source", "engine_ms", "prefill_ms", "decode_ms", "tokens_evaluated", "tokens_generated", "stop_reason",
-    "prompt_mode",
+    "prompt_mode", "prefix_window", "threads",
 )  # fmt: skip
 
 

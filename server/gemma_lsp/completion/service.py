@@ -238,6 +238,7 @@ class CompletionService:
             "tokens_generated": result.tokens_generated,
             "prefill_ms": result.prefill_ms,
             "decode_ms": result.decode_ms,
+            "threads": result.threads,
             "stop_reason": result.stop_reason,
             "prompt_mode": self._fim.mode,
             "prefix_window": budget,

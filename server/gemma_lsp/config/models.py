@@ -49,7 +49,10 @@ class LlamaCppModelSettings(BackendSettings):
             f"none = {DEFAULT_MODEL}, Gemma 3 270M from PyPI."
         ),
     )
-    n_threads: int | None = Field(default=None, ge=1, le=512, description="CPU threads; none = half the cores.")
+    n_threads: int | None = Field(
+        default=None, ge=1, le=512,
+        description="CPU threads; none = before each request, the cores other processes leave free.",
+    )
     n_batch: int = Field(default=512, ge=1, le=65536, description="Prompt evaluation batch size.")
     rope_scaling: Literal["none", "linear", "yarn"] | None = Field(
         default=None, description="RoPE scaling type; none = as the model file says."

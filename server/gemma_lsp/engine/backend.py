@@ -66,6 +66,11 @@ class Backend(Protocol):
     def token_bytes(self, token: int) -> bytes:
         """The raw bytes of one token (a byte-fallback token may be part of a UTF-8 character)."""
 
+    threads: int  # CPU threads of the next evaluation (0: not a CPU engine)
+
+    def tune(self) -> None:
+        """Called before each request: adjust to the machine (e.g. the threads to the free cores)."""
+
     def vocabulary(self) -> list[bytes]:
         """Every token's bytes by id, b"" for control tokens (what token healing searches)."""
 

@@ -24,6 +24,7 @@ from gemma_lsp.errors import Cancelled, ModelUnavailable
 
 from .backend import EvalResult, ModelInfo, SpecialTokens
 from .catalog import resolve
+from .cores import CoreMeter
 from .gguf import read_architecture
 from .native import open_llama, silence_llama_logs
 
@@ -72,6 +73,8 @@ class LlamaCppBackend:
         self._abort_cb = llama_cpp.ggml_abort_callback(self._should_abort)
         llama_cpp.llama_set_abort_callback(llm.ctx, self._abort_cb, None)
         self._embedder = None
+        self.threads = 0  # llama.cpp threads for the next evaluation
+        self._meter: CoreMeter | None = None
         # Every token's bytes, read once: llama-cpp-python's one-token detokenize returned b""
         # for pieces longer than its 32-byte buffer (long runs of spaces, long identifiers).
         self._pieces = self._read_vocabulary()
@@ -91,9 +94,8 @@ class LlamaCppBackend:
         silence_llama_logs()
 
         progress("reading weights", 10)
-        # Half the cores for decoding and prompt batches alike: llama.cpp's threads spin at a
-        # barrier, and one that loses its core to another process stalls every step (measured
-        # here: 12 ms requests became 430 ms with all cores in use and one core busy elsewhere).
+        # model.n_threads, or (unset) the cores other processes leave free, looked at again before
+        # every request (engine/cores.py says why); the load starts on half of them.
         threads = settings.n_threads or max(1, (os.cpu_count() or 2) // 2)
         kwargs = dict(
             model_path=str(path),
@@ -119,11 +121,22 @@ class LlamaCppBackend:
         except (ValueError, RuntimeError, OSError) as exc:
             raise ModelUnavailable(f"llama.cpp could not load model file {path} ({exc}).") from None
         backend = cls(llm, path, arch, kv_reuse=settings.kv_reuse)
+        backend.threads = threads
+        backend._meter = CoreMeter() if settings.n_threads is None else None
         if settings.warmup:
             progress("warming up", 80)
             backend.warm_up()
         progress("ready", 100)
         return backend
+
+    def tune(self) -> None:
+        """Before a request: run on the cores other processes leave free (unless n_threads is set)."""
+        if self._meter is None:
+            return
+        threads = self._meter.free_cores()
+        if threads != self.threads:
+            self._lib.llama_set_n_threads(self._llm.ctx, threads, threads)
+            self.threads = threads
 
     def warm_up(self) -> None:
         """One evaluation so the first real request does not pay llama.cpp's one-time set-up."""

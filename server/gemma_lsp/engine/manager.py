@@ -338,6 +338,7 @@ class EngineManager:
             "queue_ms": result.queue_ms,
             "prefill_ms": result.prefill_ms,
             "decode_ms": result.decode_ms,
+            "threads": result.threads,
             "stop_reason": result.stop_reason,
         }
         job.emit(result)

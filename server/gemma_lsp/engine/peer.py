@@ -28,8 +28,8 @@ _FINISH_REASONS = {"length": "max_tokens", "stop": "stop_token"}
 
 
 def server_threads(n_threads: int | None = None) -> int:
-    """The thread count the server's llama.cpp backend uses: ``model.n_threads`` when set, else
-    half the cores (the rule of ``LlamaCppBackend.load`` in engine/llamacpp.py)."""
+    """``n_threads`` when given, else llama-cpp-python's own default, half the cores: what servers
+    built on it run with (gemma-lsp's server picks its threads per request, engine/cores.py)."""
     return n_threads or max(1, (os.cpu_count() or 2) // 2)
 
 

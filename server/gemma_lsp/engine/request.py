@@ -131,3 +131,4 @@ class GenerationResult:
     queue_ms: float  # time the request waited for the worker
     prefill_ms: float = 0.0  # of engine_ms: building and evaluating the prompt
     decode_ms: float = 0.0  # of engine_ms: the generated tokens (sampling included)
+    threads: int = 0  # CPU threads the request ran on (0: not a CPU engine)

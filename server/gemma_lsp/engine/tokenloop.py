@@ -88,6 +88,7 @@ class TokenLoopRuntime:
         stop_ids = limits.stop_ids if limits.stop_ids is not None else backend.special.stop_ids()
         deadline = started + limits.time_limit_s if limits.time_limit_s else None
 
+        backend.tune()
         prompt, heal = prompt_tokens(backend, request.prompt)
         max_new = max(0, min(limits.max_tokens + (1 if heal else 0), backend.n_ctx - len(prompt)))
         first = backend.eval(prompt, abort=cancel)
@@ -141,4 +142,5 @@ class TokenLoopRuntime:
             queue_ms=0.0,
             prefill_ms=(prefilled - started) * 1000,
             decode_ms=(done - prefilled) * 1000,
+            threads=backend.threads,
         )
