@@ -34,7 +34,10 @@ async def suggest(services: Services, text: str, **completion) -> str | None:
     return found.text if found else None
 
 
-@pytest.mark.parametrize(("text", "expected"), [(CLASS, "ld_name"), (PRIME, "se")])
+STATIC = "class Box:\n    @stati"  # "stati" is two tokens: both are backed up, so "staticmethod" can come
+
+
+@pytest.mark.parametrize(("text", "expected"), [(CLASS, "ld_name"), (PRIME, "se"), (STATIC, "cmethod")])
 async def test_token_healing_finishes_a_word_cut_at_the_cursor(services, text, expected):
     assert await suggest(services, text, token_healing=True) == expected
     assert services.completions.stats.last["prompt_mode"] == "prefix"  # Gemma 3 has no FIM tokens

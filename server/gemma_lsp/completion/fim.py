@@ -23,11 +23,15 @@ control token (``<|fim_prefix|>``) cannot inject it into the prompt.
 
 from __future__ import annotations
 
+import re
 from dataclasses import dataclass
 
 from gemma_lsp.engine import HealedTokens, Tokenizer
 
 from .context import Chunk
+
+_WORD_TAIL = re.compile(r"[\w$]+\Z")
+_MAX_HEALED = 4  # tokens backed up at most (a long identifier cut near its end needs one or two)
 
 # A generous upper bound of characters per token, to tokenize only a window of a big file.
 _CHARS_PER_TOKEN_BOUND = 12
@@ -70,13 +74,13 @@ class FimPromptBuilder:
         prefix = self._prefix_tokens(backend, uri, text, offset, windows.prefix_tokens)
         # Token healing: the text before the cursor ends mid-token when it ends in a word or an
         # operator (not after whitespace, where the model starts a fresh token anyway).
-        heal = windows.heal and bool(prefix) and offset > 0 and not text[offset - 1].isspace()
+        heal = self._heal_count(backend, prefix, text, offset) if windows.heal else 0
         if sp.fim_prefix is None or sp.fim_suffix is None or sp.fim_middle is None:
             # A model without FIM tokens (Gemma 3) continues the text before the cursor; the
             # suffix still trims the answer in post-processing.
             self.mode = "prefix"
             tokens = [sp.bos, *prefix]
-            return HealedTokens(tokens, len(tokens) - 1) if heal else tokens
+            return HealedTokens(tokens, len(tokens) - 1, heal) if heal else tokens
         header = []
         if sp.file_separator is not None:
             header = self._extra_tokens(backend, extra or [], windows.extra_tokens)
@@ -90,7 +94,22 @@ class FimPromptBuilder:
         else:
             tokens = [sp.bos, *header, sp.fim_suffix, *suffix, sp.fim_prefix, *prefix, sp.fim_middle]
             last_prefix = len(tokens) - 2
-        return HealedTokens(tokens, last_prefix) if heal else tokens
+        return HealedTokens(tokens, last_prefix, heal) if heal else tokens
+
+    @staticmethod
+    def _heal_count(backend: Tokenizer, prefix: list[int], text: str, offset: int) -> int:
+        """How many of the prefix's last tokens to back up: those that hold the word the cursor
+        is in (``@stat|i`` backs up ``stat`` and ``i``, so ``staticmethod`` can be written), or
+        the last one after an operator; none after whitespace, where a fresh token starts."""
+        if not prefix or offset == 0 or text[offset - 1].isspace():
+            return 0
+        word = _WORD_TAIL.search(text, 0, offset)
+        need = len(word.group()) if word else 1
+        limit = min(_MAX_HEALED, len(prefix))
+        for count in range(1, limit + 1):
+            if len(backend.detokenize(prefix[-count:])) >= need:
+                return count
+        return limit
 
     def _extra_tokens(self, backend: Tokenizer, chunks: list[Chunk], budget: int) -> list[int]:
         """The newest chunks that fit the budget, oldest first, each under a file separator."""

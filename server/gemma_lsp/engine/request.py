@@ -37,12 +37,13 @@ class Tokenizer(Protocol):
 
 @dataclass(frozen=True)
 class HealedTokens:
-    """Prompt ids with one token to back up: ``tokens[heal_at]`` is left out of the prompt and
-    the generation must spell its text out first (token healing, see ``engine/pieces.py``); the
-    answer starts after that text."""
+    """Prompt ids with tokens to back up: ``tokens[heal_at - count + 1 : heal_at + 1]`` are left
+    out of the prompt and the generation must spell their text out first (token healing, see
+    ``engine/pieces.py``); the answer starts after that text."""
 
     tokens: list[int]
     heal_at: int
+    count: int = 1
 
 
 @dataclass(frozen=True)

@@ -56,9 +56,10 @@ def prompt_tokens(backend: Backend, prompt: Prompt) -> tuple[list[int], bytes]:
         return backend.tokenize(gemma_chat_text(prompt.messages), add_bos=True, special=True), b""
     built = prompt.build(backend)
     if isinstance(built, HealedTokens):
-        tokens, at = built.tokens, built.heal_at
-        if 0 <= at < len(tokens):
-            return tokens[:at] + tokens[at + 1 :], backend.token_bytes(tokens[at])
+        tokens, end = built.tokens, built.heal_at + 1
+        start = end - built.count
+        if 0 < start < end <= len(tokens):
+            return tokens[:start] + tokens[end:], b"".join(backend.token_bytes(t) for t in tokens[start:end])
         return tokens, b""
     return built, b""
 
