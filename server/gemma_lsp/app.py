@@ -10,18 +10,21 @@ get their services here; none builds a service by hand.
 from __future__ import annotations
 
 import logging
+import os
+import re
 from collections.abc import Callable
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Literal
 
+from gemma_lsp.chat import ChatService, Turn
 from gemma_lsp.completion import CompletionService
 from gemma_lsp.completion.context import Chunk
 from gemma_lsp.config import CompletionSettings, Settings
 from gemma_lsp.engine import EngineManager, SamplingSpec
 from gemma_lsp.engine.manager import BackendFactory
 from gemma_lsp.errors import ModelUnavailable
-from gemma_lsp.memory import MemoryUnavailable
+from gemma_lsp.memory import Kind, MemoryUnavailable, Tier
 from gemma_lsp.memory.search import Embedder
 from gemma_lsp.memory.service import MemoryService
 from gemma_lsp.prompts import PromptError, PromptInputs, PromptLibrary, RenderedPrompt, library_for, render_prompt
@@ -69,6 +72,10 @@ class Services:
         )
         self.prompts: PromptLibrary = library_for(settings.prompts)
         self.memory: MemoryService | None = self._build_memory(settings) if memory else None
+        self.chat = ChatService(
+            self.engine, self.render, lambda: self.settings.chat, self.chat_sampling,
+            lambda: MemoryTurns(self.memory) if self.memory is not None else None,
+        )
 
     @classmethod
     def from_settings(
@@ -109,6 +116,11 @@ class Services:
         """The completion preset's sampler specs, seeded (the same prompt gives the same text)."""
         specs = self.settings.sampling.preset_for("completion", completion.preset)
         return SamplingSpec(tuple(specs), seed=completion.seed if completion.seed is not None else 0)
+
+    def chat_sampling(self, preset: str | None) -> SamplingSpec:
+        """The chat feature's preset (or ``preset``), seeded anew for every answer."""
+        specs = self.settings.sampling.preset_for("chat", preset)
+        return SamplingSpec(tuple(specs), seed=int.from_bytes(os.urandom(4), "little"))
 
     async def _retrieve(self, query: str, budget_tokens: int) -> list[Chunk]:
         """Completion context from the workspace's memories (none while there is no memory service)."""
@@ -162,4 +174,52 @@ class Services:
             return await render_prompt(self.prompts, name, inputs, None)
 
 
-__all__ = ["Applied", "Notify", "PromptError", "Services"]
+class MemoryTurns:
+    """Chat turns kept as episodic ``chat_turn`` memories of the workspace, so a conversation
+    survives a restart and recent turns reach prompts as ``rag_recent``.
+
+    A turn's memory text starts with a header line, ``[chat SESSION #N ROLE]`` (``cut`` added
+    for an answer that was cancelled), which also keeps two equal texts apart (a memory's id is
+    derived from its text).
+    """
+
+    _HEADER = re.compile(r"^\[chat (\S+) #(\d+) (user|assistant)( cut)?\]\n", re.S)
+
+    def __init__(self, memory: MemoryService) -> None:
+        self._memory = memory
+
+    async def save(self, session: str, index: int, turn: Turn) -> None:
+        header = f"[chat {session} #{index} {turn.role}{' cut' if turn.cut else ''}]\n"
+        await self._memory.remember(
+            header + turn.text, tier=Tier.episodic, kind=Kind.chat_turn, tags=("chat", f"session:{session}"),
+        )
+
+    async def load(self, session: str) -> list[Turn]:
+        found = await self._memory.list(kinds=[Kind.chat_turn], tags=[f"session:{session}"])
+        turns = []
+        for memory in found:
+            m = self._HEADER.match(memory.text)
+            if m and m.group(1) == session:
+                turns.append((int(m.group(2)), Turn(m.group(3), memory.text[m.end():], bool(m.group(4)), memory.created_at)))
+        return [turn for _, turn in sorted(turns, key=lambda pair: pair[0])]
+
+    async def sessions(self) -> list[dict]:
+        found = await self._memory.list(kinds=[Kind.chat_turn], tags=["chat"])
+        out: dict[str, dict] = {}
+        for memory in found:
+            m = self._HEADER.match(memory.text)
+            if not m:
+                continue
+            entry = out.setdefault(m.group(1), {"session": m.group(1), "turns": 0, "last": 0.0, "first": ""})
+            entry["turns"] += 1
+            entry["last"] = max(entry["last"], memory.created_at)
+            if m.group(2) == "0":
+                entry["first"] = memory.text[m.end():][:80]
+        return list(out.values())
+
+    async def delete(self, session: str) -> int:
+        found = await self._memory.list(kinds=[Kind.chat_turn], tags=[f"session:{session}"])
+        return await self._memory.forget([m.id for m in found])
+
+
+__all__ = ["Applied", "MemoryTurns", "Notify", "PromptError", "Services"]

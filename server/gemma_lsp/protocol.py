@@ -26,6 +26,10 @@ class Message:
 
 # ------------------------------------------------------------------------ requests
 STATS = "gemma/stats"
+CHAT = "gemma/chat"
+CHAT_HISTORY = "gemma/chat/history"
+CHAT_RESET = "gemma/chat/reset"
+CHAT_SESSIONS = "gemma/chat/sessions"
 
 # ------------------------------------------------------------------------ commands
 MEMORY_REMEMBER = "gemma.memory.remember"
@@ -36,13 +40,36 @@ INDEX_REBUILD = "gemma.index.rebuild"
 COMPLETION_ACCEPTED = "gemma.completion.accepted"
 PROMPT_LIST = "gemma.prompt.list"
 PROMPT_RENDER = "gemma.prompt.render"
+CHAT_COMMAND = "gemma.chat"
 
 _RANGE = "{start: {line, character}, end: {line, character}} in the client's position encoding"
+
+_CHAT_PARAMS = {
+    "message": "string (what the user asks)",
+    "session?": "string (an existing session; none starts a new one)",
+    "uri?": "string (an open document)", "range?": _RANGE + " (the selection the message is about)",
+    "template?": "string (a prompt template; default chat)", "preset?": "string (a sampler preset; default chat)",
+}
 
 MESSAGES: tuple[Message, ...] = (
     Message(
         STATS, "request", "Engine counters, the model's state and the last completion's figures.",
         result="{loaded, model, load_error, requests, completed, cancelled, ..., last, completion}",
+    ),
+    Message(
+        CHAT, "request",
+        "One chat turn, streamed: with a partialResultToken every piece comes as $/progress {text: delta}; "
+        "with a workDoneToken, begin/report/end progress that the user can cancel.",
+        {**_CHAT_PARAMS, "partialResultToken?": "token", "workDoneToken?": "token"},
+        "{session, text, stopReason, stats: {ttft_ms, total_ms, prompt_tokens, tokens_generated, tokens_per_s, ...}}",
+    ),
+    Message(CHAT_HISTORY, "request", "A session's turns, oldest first.", {"session": "string"},
+            "{session, turns: [{role, text, cut}]}"),
+    Message(CHAT_RESET, "request", "Forget a session.", {"session": "string"}, "{session, turns}"),
+    Message(CHAT_SESSIONS, "request", "Every session, newest first.", result="[{session, turns, last, first}]"),
+    Message(
+        CHAT_COMMAND, "command", "gemma/chat for clients that can only run commands: work-done progress, the answer.",
+        _CHAT_PARAMS, "{session, text, stopReason, stats}",
     ),
     Message(
         MEMORY_REMEMBER, "command", "Store a memory: a text, or the text of a range of an open document.",

@@ -4,6 +4,7 @@ from .memory import IndexSettings, MemorySettings, TierTTLs
 from .models import (
     DEFAULT_MODEL,
     BackendSettings,
+    ChatSettings,
     CompletionSettings,
     LlamaCppModelSettings,
     LogSettings,
@@ -33,6 +34,7 @@ __all__ = [
     "LogSettings",
     "DEFAULT_MODEL",
     "BackendSettings",
+    "ChatSettings",
     "LlamaCppModelSettings",
     "ModelSettings",
     "PromptSettings",

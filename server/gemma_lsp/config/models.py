@@ -150,6 +150,16 @@ class CompletionSettings(_Section):
         return self
 
 
+class ChatSettings(_Section):
+    """Chat: how long an answer may be and how much of the conversation the model sees again."""
+
+    max_tokens: int = Field(default=512, ge=1, le=32768, description="Most tokens one answer may have.")
+    history_tokens: int = Field(
+        default=2048, ge=0, le=1_000_000,
+        description="Earlier turns the model sees again, newest first, the oldest dropped first.",
+    )
+
+
 class PromptSettings(_Section):
     """Prompt templates (``*.jinja`` files): where they are read from and how much memory they get."""
 
@@ -183,6 +193,7 @@ class Settings(_Section):
     memory: MemorySettings = Field(default_factory=MemorySettings)
     index: IndexSettings = Field(default_factory=IndexSettings)
     prompts: PromptSettings = Field(default_factory=PromptSettings)
+    chat: ChatSettings = Field(default_factory=ChatSettings)
     log: LogSettings = Field(default_factory=LogSettings)
 
     @model_validator(mode="after")

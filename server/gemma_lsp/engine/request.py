@@ -118,6 +118,9 @@ class GenerationRequest:
     incremental: bool = True
     # Background work (filling the KV cache ahead of time): any foreground request cancels it.
     background: bool = False
+    # Whose KV state the request uses: "completion" or "chat" (each keeps its own, so one never
+    # throws away the other's prefix), and completion requests run between two chat tokens.
+    lane: str = "completion"
 
 
 @dataclass

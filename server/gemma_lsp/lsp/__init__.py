@@ -6,6 +6,7 @@ import logging
 from pathlib import Path
 from typing import Any
 
+from .chat import ChatFeature
 from .completion import CompletionFeature
 from .memory import MemoryFeature
 from .model import ModelFeature
@@ -13,7 +14,7 @@ from .prompts import PromptsFeature
 from .server import GemmaLanguageServer
 
 # In the order lifecycle events reach them: the model starts loading before memories are read.
-FEATURES = (ModelFeature, CompletionFeature, MemoryFeature, PromptsFeature)
+FEATURES = (ModelFeature, CompletionFeature, MemoryFeature, PromptsFeature, ChatFeature)
 
 
 def create_server(

@@ -42,6 +42,7 @@ class EditorSession:
     server_args: list[str] = field(default_factory=list)
     messages: list[str] = field(default_factory=list)
     progress: list[str] = field(default_factory=list)
+    partial: dict[str, list[Any]] = field(default_factory=dict)  # partial results by token
     model_ready: asyncio.Event = field(default_factory=asyncio.Event)
     _client: LanguageClient | None = None
     _versions: dict[str, int] = field(default_factory=dict)
@@ -65,6 +66,9 @@ class EditorSession:
         @client.feature(lsp.PROGRESS)
         def on_progress(params: lsp.ProgressParams) -> None:
             value = params.value
+            if isinstance(value, dict) and "kind" not in value:  # a partial result
+                self.partial.setdefault(str(params.token), []).append(value)
+                return
             kind = value.get("kind") if isinstance(value, dict) else getattr(value, "kind", None)
             title = value.get("title") or value.get("message") if isinstance(value, dict) else None
             self.progress.append(f"{kind}: {title or ''}".strip())
@@ -160,6 +164,19 @@ class EditorSession:
         """``workspace/executeCommand`` with one object argument; the result as plain values."""
         params = lsp.ExecuteCommandParams(command=command, arguments=[argument] if argument is not None else None)
         return plain(await self.client.workspace_execute_command_async(params))
+
+    async def request(self, method: str, params: Any = None) -> Any:
+        """A request by name (``protocol.py``), the answer as plain values."""
+        return plain(await self.client.protocol.send_request_async(method, params))
+
+    async def chat(self, message: str, **params: Any) -> tuple[dict[str, Any], list[str]]:
+        """One ``gemma/chat`` turn, streamed: the result and the text pieces as they came."""
+        token = f"chat-{len(self.partial)}-{time.monotonic_ns()}"
+        self.partial[token] = []
+        result = await self.request(
+            protocol.CHAT, {"message": message, **params, "partialResultToken": token, "workDoneToken": token + "-w"}
+        )
+        return result, [p["text"] for p in self.partial.pop(token)]
 
     async def stats(self) -> dict[str, Any]:
         result = await self.client.protocol.send_request_async(protocol.STATS, None)

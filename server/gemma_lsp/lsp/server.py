@@ -222,7 +222,7 @@ class GemmaLanguageServer(LanguageServer):
         task.add_done_callback(self._tasks.discard)
         return task
 
-    async def begin_progress(self, token: str, title: str) -> bool:
+    async def begin_progress(self, token: str, title: str, cancellable: bool = False) -> bool:
         """Start work-done progress ``token`` if the client supports it; False when it does not."""
         caps = self.client_capabilities
         if not (caps and caps.window and caps.window.work_done_progress):
@@ -232,7 +232,9 @@ class GemmaLanguageServer(LanguageServer):
         except Exception as exc:  # the client refused: go on without progress
             log.debug("work done progress refused: %s", exc)
             return False
-        self.work_done_progress.begin(token, lsp.WorkDoneProgressBegin(title=title, percentage=0, cancellable=False))
+        self.work_done_progress.begin(
+            token, lsp.WorkDoneProgressBegin(title=title, percentage=0, cancellable=cancellable)
+        )
         return True
 
     # ----------------------------------------------------------------- config

@@ -40,8 +40,14 @@ def selected_text(documents: Any, command: str, uri: str, rng: Any) -> tuple[str
     try:
         start = lsp.Position(**rng["start"])
         end = lsp.Position(**rng["end"])
-    except (KeyError, TypeError):
+    except (KeyError, TypeError, ValueError):
         raise JsonRpcInvalidParams(f"{command}: range must be {{start: {{line, character}}, end: {{line, character}}}}.") from None
+    lines = len(doc.line_starts)
+    for where, position in (("start", start), ("end", end)):
+        if position.line < 0 or position.character < 0 or position.line >= lines:
+            raise JsonRpcInvalidParams(
+                f"{command}: the range's {where} (line {position.line}) is outside {uri}, which has {lines} lines."
+            )
     first, last = doc.offset_at(start), doc.offset_at(end)
     if last < first:
         first, last = last, first
