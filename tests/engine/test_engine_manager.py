@@ -143,3 +143,27 @@ async def test_a_missing_model_fails_fast_every_time(tmp_path):
         assert m.stats.load_failures == 1
     finally:
         await m.close()
+
+
+async def test_a_completion_runs_between_two_chat_tokens_on_its_own_kv_cache(manager):
+    from gemma_lsp.engine import ChatMessage, ChatPrompt
+
+    completion = GenerationRequest(prompt_of("def main():\n    " * 20), Greedy(), GenerationLimits(max_tokens=4))
+    await manager.generate(completion)  # the completion's prompt is in its cache
+    chat = GenerationRequest(
+        ChatPrompt((ChatMessage("user", "Tell me everything."),)), Greedy(), GenerationLimits(max_tokens=3000),
+        lane="chat",
+    )
+    pieces = 0
+    done_during_chat = None
+    stream = manager.stream(chat)
+    async for item in stream:
+        pieces += 1
+        if pieces == 3:
+            again = GenerationRequest(prompt_of("def main():\n    " * 20 + "x"), Greedy(), GenerationLimits(max_tokens=4))
+            done_during_chat = await manager.generate(again)
+            break
+    await stream.aclose()
+    assert done_during_chat is not None and manager.stats.interleaved == 1
+    assert done_during_chat.tokens_evaluated <= 3  # the chat did not throw the completion's prefix away
+    assert manager.stats.cancelled == 1  # the chat stream was left: it stops within a token

@@ -11,6 +11,7 @@ What it adds over ``llama_cpp.Llama``:
 
 from __future__ import annotations
 
+import copy
 import logging
 import os
 import threading
@@ -43,6 +44,8 @@ class LlamaCppBackend:
 
         self._lib = llama_cpp
         self._llm = llm
+        self.threads = 0  # llama.cpp threads for the next evaluation (0: as the context was made)
+        self._meter: CoreMeter | None = None
         model = llm._model
         self._n_vocab = model.n_vocab()
         self.special = SpecialTokens(
@@ -63,18 +66,12 @@ class LlamaCppBackend:
             n_params=model.n_params(),
             size_bytes=model.size(),
         )
-        self._cached: list[int] = []
         self._kv_reuse = kv_reuse
-        self._memory = llama_cpp.llama_get_memory(llm.ctx)
         self._n_swa = llama_cpp.llama_model_n_swa(model.model)
-        self.full_reevaluations = 0  # reuse refused because the sliding window had moved on
-        self._abort_flag: threading.Event | None = None
-        # Checked by llama.cpp between graph computations: returning True aborts llama_decode.
-        self._abort_cb = llama_cpp.ggml_abort_callback(self._should_abort)
-        llama_cpp.llama_set_abort_callback(llm.ctx, self._abort_cb, None)
+        self._n_batch = llm.n_batch
+        self._use_context(llm._ctx, llm._batch)
+        self._forked = False  # a second context on another backend's model (fork())
         self._embedder = None
-        self.threads = 0  # llama.cpp threads for the next evaluation
-        self._meter: CoreMeter | None = None
         # Every token's bytes, read once: llama-cpp-python's one-token detokenize returned b""
         # for pieces longer than its 32-byte buffer (long runs of spaces, long identifiers).
         self._pieces = self._read_vocabulary()
@@ -135,7 +132,7 @@ class LlamaCppBackend:
             return
         threads = self._meter.free_cores()
         if threads != self.threads:
-            self._lib.llama_set_n_threads(self._llm.ctx, threads, threads)
+            self._lib.llama_set_n_threads(self._ctx.ctx, threads, threads)
             self.threads = threads
 
     def warm_up(self) -> None:
@@ -184,14 +181,39 @@ class LlamaCppBackend:
     def n_vocab(self) -> int:
         return self._n_vocab
 
+    def _use_context(self, ctx, batch) -> None:
+        """Evaluate in ``ctx`` (a llama.cpp context: its own KV cache) with ``batch``."""
+        self._ctx, self._batch = ctx, batch
+        self._cached: list[int] = []
+        self._memory = self._lib.llama_get_memory(ctx.ctx)
+        self.full_reevaluations = 0  # reuse refused because the sliding window had moved on
+        self._abort_flag: threading.Event | None = None
+        # Checked by llama.cpp between graph computations: returning True aborts llama_decode.
+        self._abort_cb = self._lib.ggml_abort_callback(self._should_abort)
+        self._lib.llama_set_abort_callback(ctx.ctx, self._abort_cb, None)
+        if self.threads:
+            self._lib.llama_set_n_threads(ctx.ctx, self.threads, self.threads)
+
+    def fork(self) -> "LlamaCppBackend":
+        """The same loaded model with a KV cache of its own (a second llama.cpp context): chat
+        keeps its conversation there while completions keep theirs, and the weights stay loaded
+        once. Close the fork before the backend it came from."""
+        from llama_cpp._internals import LlamaBatch, LlamaContext
+
+        other = copy.copy(self)
+        ctx = LlamaContext(model=self._llm._model, params=self._llm.context_params, verbose=False)
+        batch = LlamaBatch(n_tokens=self._n_batch, embd=0, n_seq_max=1, verbose=False)
+        other._use_context(ctx, batch)
+        other._forked, other._embedder = True, None
+        return other
+
     # ------------------------------------------------------------ evaluation
     @property
     def cached_tokens(self) -> list[int]:
         return list(self._cached)
 
     def reset(self) -> None:
-        self._llm._ctx.kv_cache_clear()
-        self._llm.n_tokens = 0
+        self._ctx.kv_cache_clear()
         self._cached = []
 
     def eval(self, tokens: list[int], abort: threading.Event | None = None) -> EvalResult:
@@ -224,32 +246,31 @@ class LlamaCppBackend:
         return self._evaluate_from(len(self._cached), self._cached + list(tokens), abort)
 
     def _evaluate_from(self, keep: int, tokens: list[int], abort: threading.Event | None) -> EvalResult:
-        llm = self._llm
+        ctx, batch = self._ctx, self._batch
         if keep < len(self._cached):
-            llm._ctx.kv_cache_seq_rm(-1, keep, -1)
-        llm.n_tokens = keep
+            ctx.kv_cache_seq_rm(-1, keep, -1)
         self._cached = self._cached[:keep]
         todo = tokens[keep:]
-        batch = llm.n_batch
+        step = self._n_batch
         self._abort_flag = abort
         try:
-            for i in range(0, len(todo), batch):
-                chunk = todo[i : i + batch]
+            for i in range(0, len(todo), step):
+                chunk = todo[i : i + step]
                 if abort is not None and abort.is_set():
                     raise Cancelled("prompt evaluation aborted")
+                batch.set_batch(batch=chunk, n_past=len(self._cached), logits_all=False)
                 try:
-                    llm.eval(chunk)
+                    ctx.decode(batch)
                 except RuntimeError:
                     # An aborted decode (code 2) leaves the chunk's KV entries unknown: drop them.
-                    llm._ctx.kv_cache_seq_rm(-1, len(self._cached), -1)
-                    llm.n_tokens = len(self._cached)
+                    ctx.kv_cache_seq_rm(-1, len(self._cached), -1)
                     if abort is not None and abort.is_set():
                         raise Cancelled("prompt evaluation aborted") from None
                     raise
                 self._cached.extend(chunk)
         finally:
             self._abort_flag = None
-        ptr = self._lib.llama_get_logits_ith(llm.ctx, -1)
+        ptr = self._lib.llama_get_logits_ith(ctx.ctx, -1)
         logits = np.ctypeslib.as_array(ptr, shape=(self._n_vocab,)).copy()
         return EvalResult(logits=logits, tokens_reused=keep, tokens_evaluated=len(todo))
 
@@ -277,6 +298,10 @@ class LlamaCppBackend:
 
     def close(self) -> None:
         self._abort_flag = None
+        if self._forked:
+            self._ctx.close()
+            self._batch.close()
+            return
         if self._embedder is not None:
             self._embedder.close()
             self._embedder = None

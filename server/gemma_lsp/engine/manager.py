@@ -10,6 +10,7 @@ from __future__ import annotations
 
 import asyncio
 import codecs
+import collections
 import concurrent.futures
 import logging
 import threading
@@ -40,6 +41,8 @@ class _Job:
     tokens_sampled: int = 0
     sampled_at_cancel: int | None = None
     done: bool = False
+    claimed: bool = False  # taken by the worker (in its turn, or between two chat tokens)
+    error: BaseException | None = None  # what the generation raised, for the caller to raise
 
     def cancel(self) -> None:
         if not self.cancel_event.is_set():
@@ -66,6 +69,7 @@ class EngineStats:
     prefetch_cancelled: int = 0
     cancelled: int = 0
     superseded: int = 0
+    interleaved: int = 0  # completion requests served between two tokens of a chat answer
     tokens_evaluated: int = 0
     tokens_generated: int = 0
     # Most tokens sampled after a request's cancel flag was set, over all cancelled requests.
@@ -98,6 +102,12 @@ class EngineManager:
         self._last_used = time.monotonic()
         self._idle_handle: asyncio.TimerHandle | None = None
         self._progress: ProgressCallback | None = None
+        # Completion requests that arrived while a chat answer is being generated: the chat loop
+        # runs them between two of its tokens (each lane has its own KV cache, so neither loses
+        # its prefix), instead of making the user wait for the whole answer.
+        self._urgent: collections.deque[_Job] = collections.deque()
+        self._chatting = 0  # chat-lane jobs running on the worker now
+        self._claim = threading.Lock()
         self.stats = EngineStats()
 
     # ----------------------------------------------------------------- state
@@ -226,6 +236,8 @@ class EngineManager:
                 self.stats.superseded += 1
             self._latest[request.key] = job
         self._in_flight += 1
+        if self._chatting and request.lane == "completion" and not request.background:
+            self._urgent.append(job)
         future = loop.run_in_executor(self._executor, self._run_job, job)
         decoder = codecs.getincrementaldecoder("utf-8")(errors="replace")
         try:
@@ -244,7 +256,10 @@ class EngineManager:
                     if tail:
                         yield tail
                     yield item
-            await future  # re-raise the worker's error, if any
+            # Errors come back through the job, not the executor's future: a job served between
+            # two chat tokens is over long before the worker reaches its own turn.
+            if job.error is not None:
+                raise job.error
             if job.cancel_event.is_set():
                 raise Cancelled("the request was cancelled")
         finally:
@@ -290,13 +305,26 @@ class EngineManager:
             return False
 
     def _run_job(self, job: _Job) -> None:
+        with self._claim:
+            if job.claimed:
+                return  # it already ran between two chat tokens
+            job.claimed = True
         try:
             self._generate_on_worker(job)
         except Cancelled:
             self._record_cancel(job)
+        except BaseException as exc:  # noqa: BLE001 - raised again on the caller's side
+            job.error = exc
         finally:
             job.done = True
             job.emit(_END)
+
+    def _serve_urgent(self) -> None:
+        """Between two tokens of a chat answer: run the completion requests waiting behind it."""
+        while self._urgent:
+            job = self._urgent.popleft()
+            self._run_job(job)
+            self.stats.interleaved += 1
 
     def _record_cancel(self, job: _Job) -> None:
         if job.request.background:
@@ -317,8 +345,16 @@ class EngineManager:
         assert runtime is not None
         req = job.request
         held: list[bytes] = []
-        control = RunControl(job.cancel_event, job.emit if req.incremental else held.append, job.count_sample)
-        result = runtime.run(req, control)
+        chat = req.lane != "completion"
+        control = RunControl(
+            job.cancel_event, job.emit if req.incremental else held.append, job.count_sample,
+            between_tokens=self._serve_urgent if chat else None,
+        )
+        self._chatting += chat
+        try:
+            result = runtime.run(req, control)
+        finally:
+            self._chatting -= chat
         if held:
             job.emit(b"".join(held))
         result.queue_ms = (started - job.submitted_at) * 1000

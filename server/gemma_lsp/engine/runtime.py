@@ -27,6 +27,7 @@ class RunControl:
     cancel: threading.Event
     emit: Callable[[bytes], None]  # UTF-8 text, possibly a partial character, in order
     sampled: Callable[[], None]  # called once per token chosen (the cancel-latency statistics)
+    between_tokens: Callable[[], None] | None = None  # a chat answer lets waiting completions run here
 
 
 class Runtime(Protocol):

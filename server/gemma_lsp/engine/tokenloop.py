@@ -77,13 +77,27 @@ class TokenLoopRuntime:
         self.backend = backend
         self.info = backend.info
         self.pieces = PieceTable(backend.vocabulary())
+        self._lanes: dict[str, Backend] = {"completion": backend}
+
+    def lane(self, name: str) -> Backend:
+        """The backend whose KV cache serves ``name``'s requests ("completion", "chat"): a fork of
+        the loaded model with a cache of its own where the backend can fork, else the one."""
+        found = self._lanes.get(name)
+        if found is None:
+            fork = getattr(self.backend, "fork", None)
+            found = self._lanes[name] = fork() if fork is not None else self.backend
+        return found
 
     def close(self) -> None:
+        for name, lane in self._lanes.items():
+            if lane is not self.backend:
+                lane.close()
+        self._lanes = {}
         self.backend.close()
 
     def run(self, request: GenerationRequest, control: RunControl) -> GenerationResult:
         started = time.perf_counter()
-        backend = self.backend
+        backend = self.lane(request.lane)
         cancel = control.cancel
         limits = request.limits
         stop_ids = limits.stop_ids if limits.stop_ids is not None else backend.special.stop_ids()
@@ -102,6 +116,8 @@ class TokenLoopRuntime:
         stop_reason = "max_tokens" if not request.background else "prefetch"
         emit = control.emit
         for step in range(max_new):
+            if control.between_tokens is not None:
+                control.between_tokens()  # other lanes' requests run on their own KV caches
             if cancel.is_set():
                 raise Cancelled("cancelled during generation")
             token = sampler.sample(self.pieces.mask(logits, heal) if heal else logits)
