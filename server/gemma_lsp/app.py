@@ -17,6 +17,7 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Literal
 
+from gemma_lsp.actions import ActionService
 from gemma_lsp.chat import ChatService, Turn
 from gemma_lsp.completion import CompletionService
 from gemma_lsp.completion.context import Chunk
@@ -76,6 +77,7 @@ class Services:
             self.engine, self.render, lambda: self.settings.chat, self.chat_sampling,
             lambda: MemoryTurns(self.memory) if self.memory is not None else None,
         )
+        self.actions = ActionService(self.engine, self.render, self.action_sampling, lambda: self.settings.chat)
 
     @classmethod
     def from_settings(
@@ -121,6 +123,10 @@ class Services:
         """The chat feature's preset (or ``preset``), seeded anew for every answer."""
         specs = self.settings.sampling.preset_for("chat", preset)
         return SamplingSpec(tuple(specs), seed=int.from_bytes(os.urandom(4), "little"))
+
+    def action_sampling(self) -> SamplingSpec:
+        """Code actions' preset (``sampling.features.actions``; by default the near-greedy completion one)."""
+        return SamplingSpec(tuple(self.settings.sampling.preset_for("actions", None)), seed=0)
 
     async def _retrieve(self, query: str, budget_tokens: int) -> list[Chunk]:
         """Completion context from the workspace's memories (none while there is no memory service)."""

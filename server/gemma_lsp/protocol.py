@@ -41,6 +41,7 @@ COMPLETION_ACCEPTED = "gemma.completion.accepted"
 PROMPT_LIST = "gemma.prompt.list"
 PROMPT_RENDER = "gemma.prompt.render"
 CHAT_COMMAND = "gemma.chat"
+ACTION_RUN = "gemma.action.run"
 
 _RANGE = "{start: {line, character}, end: {line, character}} in the client's position encoding"
 
@@ -70,6 +71,14 @@ MESSAGES: tuple[Message, ...] = (
     Message(
         CHAT_COMMAND, "command", "gemma/chat for clients that can only run commands: work-done progress, the answer.",
         _CHAT_PARAMS, "{session, text, stopReason, stats}",
+    ),
+    Message(
+        ACTION_RUN, "command",
+        "Run a code action (the command of the actions textDocument/codeAction lists): fix, document and tests "
+        "apply their edit through workspace/applyEdit; ask and explain answer as gemma.chat does.",
+        {"action": "ask | explain | fix | document | tests", "uri": "string (an open document)", "range": _RANGE,
+         "diagnostics?": "Diagnostic[] (for fix)", "question?": "string (for ask)"},
+        "{applied, edits} for edits; {session, text, stopReason, stats} for answers",
     ),
     Message(
         MEMORY_REMEMBER, "command", "Store a memory: a text, or the text of a range of an open document.",

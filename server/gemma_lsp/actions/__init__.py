@@ -10,11 +10,14 @@ turns these into code actions and workspace edits.
 from .diff import TextChange, apply, minimal_edits
 from .edits import OutsideSelection, inside, selection_edits
 from .kinds import ACTIONS, ActionSpec, actions_for
+from .service import ActionService, NoChange
 from .shaping import code_of, shape_code
 
 __all__ = [
     "ACTIONS",
+    "ActionService",
     "ActionSpec",
+    "NoChange",
     "OutsideSelection",
     "TextChange",
     "actions_for",

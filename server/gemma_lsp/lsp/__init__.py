@@ -6,6 +6,7 @@ import logging
 from pathlib import Path
 from typing import Any
 
+from .actions import CodeActionFeature
 from .chat import ChatFeature
 from .completion import CompletionFeature
 from .memory import MemoryFeature
@@ -14,7 +15,7 @@ from .prompts import PromptsFeature
 from .server import GemmaLanguageServer
 
 # In the order lifecycle events reach them: the model starts loading before memories are read.
-FEATURES = (ModelFeature, CompletionFeature, MemoryFeature, PromptsFeature, ChatFeature)
+FEATURES = (ModelFeature, CompletionFeature, MemoryFeature, PromptsFeature, ChatFeature, CodeActionFeature)
 
 
 def create_server(

@@ -11,7 +11,7 @@ import sys
 import time
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Any
+from typing import Any, Union
 
 from lsprotocol import types as lsp
 from pygls.lsp.client import LanguageClient
@@ -28,9 +28,35 @@ CLIENT_CAPABILITIES = lsp.ClientCapabilities(
             completion_item=lsp.ClientCompletionItemOptions(snippet_support=False),
         ),
         inline_completion=lsp.InlineCompletionClientCapabilities(dynamic_registration=False),
+        code_action=lsp.CodeActionClientCapabilities(
+            code_action_literal_support=lsp.ClientCodeActionLiteralOptions(
+                code_action_kind=lsp.ClientCodeActionKindOptions(value_set=list(lsp.CodeActionKind))
+            ),
+            data_support=True,
+            tag_support=lsp.CodeActionTagOptions(value_set=[lsp.CodeActionTag.LlmGenerated]),
+        ),
     ),
+    workspace=lsp.WorkspaceClientCapabilities(apply_edit=True),
     window=lsp.WindowClientCapabilities(work_done_progress=True, show_message=lsp.ShowMessageRequestClientCapabilities()),
 )
+
+
+def capabilities(resolve_edits: bool = False) -> lsp.ClientCapabilities:
+    """The driver's capabilities; with ``resolve_edits`` code actions' edits come from codeAction/resolve."""
+    if not resolve_edits:
+        return CLIENT_CAPABILITIES
+    caps = CLIENT_CAPABILITIES.text_document.code_action
+    resolving = lsp.CodeActionClientCapabilities(
+        code_action_literal_support=caps.code_action_literal_support, data_support=True,
+        tag_support=caps.tag_support, resolve_support=lsp.ClientCodeActionResolveOptions(properties=["edit"]),
+    )
+    text = lsp.TextDocumentClientCapabilities(
+        synchronization=CLIENT_CAPABILITIES.text_document.synchronization,
+        completion=CLIENT_CAPABILITIES.text_document.completion,
+        inline_completion=CLIENT_CAPABILITIES.text_document.inline_completion,
+        code_action=resolving,
+    )
+    return lsp.ClientCapabilities(text_document=text, workspace=CLIENT_CAPABILITIES.workspace, window=CLIENT_CAPABILITIES.window)
 
 
 @dataclass
@@ -43,6 +69,8 @@ class EditorSession:
     messages: list[str] = field(default_factory=list)
     progress: list[str] = field(default_factory=list)
     partial: dict[str, list[Any]] = field(default_factory=dict)  # partial results by token
+    resolve_edits: bool = False  # ask code actions' edits through codeAction/resolve
+    applied: list[lsp.WorkspaceEdit] = field(default_factory=list)  # what workspace/applyEdit brought
     model_ready: asyncio.Event = field(default_factory=asyncio.Event)
     _client: LanguageClient | None = None
     _versions: dict[str, int] = field(default_factory=dict)
@@ -50,10 +78,23 @@ class EditorSession:
     async def start(self) -> lsp.InitializeResult:
         client = LanguageClient("gemma-lsp-driver", __version__)
         self._client = client
+        # lsprotocol reads any code action that carries a command as a bare Command (its hook
+        # only asks whether "command" is there); a Command's "command" is a string.
+        client.protocol._converter.register_structure_hook(
+            Union[lsp.Command, lsp.CodeAction],
+            lambda obj, _: client.protocol._converter.structure(
+                obj, lsp.Command if isinstance(obj.get("command"), str) else lsp.CodeAction
+            ),
+        )
 
         @client.feature(lsp.WINDOW_SHOW_MESSAGE)
         def show_message(params: lsp.ShowMessageParams) -> None:
             self.messages.append(params.message)
+
+        @client.feature(lsp.WORKSPACE_APPLY_EDIT)
+        def apply_edit(params: lsp.ApplyWorkspaceEditParams) -> lsp.ApplyWorkspaceEditResult:
+            self.applied.append(params.edit)
+            return lsp.ApplyWorkspaceEditResult(applied=True)
 
         @client.feature(lsp.WINDOW_LOG_MESSAGE)
         def log_message(params: lsp.LogMessageParams) -> None:
@@ -78,7 +119,7 @@ class EditorSession:
         await client.start_io(sys.executable, "-m", "gemma_lsp", "serve", *self.server_args)
         result = await client.initialize_async(
             lsp.InitializeParams(
-                capabilities=CLIENT_CAPABILITIES,
+                capabilities=capabilities(self.resolve_edits),
                 process_id=None,
                 root_uri=file_uri(self.root) if self.root is not None else None,
                 initialization_options={"gemma": self.settings},
@@ -177,6 +218,13 @@ class EditorSession:
             protocol.CHAT, {"message": message, **params, "partialResultToken": token, "workDoneToken": token + "-w"}
         )
         return result, [p["text"] for p in self.partial.pop(token)]
+
+    async def code_actions(self, uri: str, rng: lsp.Range, diagnostics: list[lsp.Diagnostic] = ()) -> list[lsp.CodeAction]:
+        params = lsp.CodeActionParams(
+            text_document=lsp.TextDocumentIdentifier(uri=uri), range=rng,
+            context=lsp.CodeActionContext(diagnostics=list(diagnostics)),
+        )
+        return await self.client.text_document_code_action_async(params) or []
 
     async def stats(self) -> dict[str, Any]:
         result = await self.client.protocol.send_request_async(protocol.STATS, None)
