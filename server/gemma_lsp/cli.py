@@ -78,7 +78,7 @@ def _parser() -> argparse.ArgumentParser:
     sub.add_parser("protocol", help="print every custom method, command and notification as JSON")
 
     b = sub.add_parser("bench", help="benchmarks")
-    b.add_argument("suite", choices=["completion", "sampling", "rag", "quality"])
+    b.add_argument("suite", choices=["completion", "sampling", "rag", "quality", "chat"])
     b.add_argument("rest", nargs=argparse.REMAINDER, help="options of the suite (see gemma-lsp bench SUITE --help)")
     return p
 
@@ -134,6 +134,8 @@ def _bench(args: argparse.Namespace) -> int:
         from gemma_lsp.bench.completion import main as bench_main
     elif args.suite == "rag":
         from gemma_lsp.bench.rag import main as bench_main
+    elif args.suite == "chat":
+        from gemma_lsp.bench.chat import main as bench_main
     elif args.suite == "quality":
         from gemma_lsp.bench.quality import main as bench_main
     else:

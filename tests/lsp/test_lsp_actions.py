@@ -135,3 +135,21 @@ async def test_a_bad_action_is_named(editor):
     with pytest.raises(JsonRpcException, match="is not open"):
         await session.execute(protocol.ACTION_RUN, {"action": "fix", "uri": "file:///nope.py",
                                                     "range": {"start": {"line": 0, "character": 0}, "end": {"line": 1, "character": 0}}})
+
+
+@pytest.mark.parametrize(
+    ("argument", "said"),
+    [
+        ({"action": "fix"}, "needs uri: the open document"),
+        ({"action": "fix", "uri": "URI"}, "needs range: the selection"),
+        ({"action": "ask", "uri": "URI", "range": "RANGE", "question": 5}, "question must be a string"),
+        ({"action": "document", "uri": "URI", "range": {"start": {"line": 90, "character": 0}, "end": {"line": 91, "character": 0}}},
+         "outside .* which has 9 lines"),
+    ],
+)
+async def test_each_missing_or_bad_argument_is_named(editor, argument, said):
+    session, uri = editor
+    rng = {"start": {"line": 3, "character": 0}, "end": {"line": 5, "character": 0}}
+    argument = {k: (uri if v == "URI" else rng if v == "RANGE" else v) for k, v in argument.items()}
+    with pytest.raises(JsonRpcException, match=said):
+        await session.execute(protocol.ACTION_RUN, argument)

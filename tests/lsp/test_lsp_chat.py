@@ -39,6 +39,7 @@ async def editor(tmp_path, tiny_model):
 async def test_a_chat_answer_streams_before_its_result(editor):
     result, pieces = await editor.chat("What does this module do?")
     assert len(pieces) >= 2 and "".join(pieces) == result["text"]
+    assert all(p["session"] == result["session"] for p in editor.last_partial)  # a new session is named at once
     assert result["stopReason"] in ("max_tokens", "stop_token") and result["session"]
     stats = result["stats"]
     assert stats["tokens_generated"] > 0 and stats["ttft_ms"] <= stats["total_ms"]

@@ -51,8 +51,8 @@ class ActionService:
         answer = (await self._engine.generate(request)).text
         if spec.id == "tests":
             code = "\n".join(code_of(answer, language)).strip("\n")
-            if not code.strip():
-                raise NoChange("The model's answer holds no test code.")
+            if not code.strip() or code.strip() == document[start:end].strip():
+                raise NoChange("The model's answer holds no test code (it repeated the selection or was empty).")
             # Below the selection's last line, after a blank line.
             at = end if end > 0 and document[end - 1] == "\n" else (document.find("\n", end) + 1 or len(document))
             lead = "" if document[:at].endswith("\n\n") else ("\n" if document[:at].endswith("\n") else "\n\n")

@@ -177,8 +177,10 @@ class ChatService:
         budget = settings.history_tokens
         kept: list[ChatMessage] = []
         for turn in reversed(history):
+            if not turn.text:
+                continue  # an answer cancelled before its first piece
             cost = _estimate_tokens(turn.text) + 4
-            if cost > budget or not turn.text:
+            if cost > budget:
                 break
             budget -= cost
             kept.append(ChatMessage("assistant" if turn.role == "assistant" else "user", turn.text))

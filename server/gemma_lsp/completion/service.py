@@ -83,6 +83,7 @@ class CompletionService:
         # The document whose full-window prompt the KV cache holds (or is filling in the background).
         self._warm_uri: str | None = None
         self._grow_task: asyncio.Task | None = None
+        self._growing: str | None = None  # the document the pending grow is for
         self._retrieval: RetrievalCache | None = None
         self._retrieved: list[Chunk] = []  # what the last completion got from the retriever
         self.set_retriever(retriever)
@@ -141,6 +142,7 @@ class CompletionService:
                 self._warm_uri = uri
 
         self._cancel_grow()
+        self._growing = uri
         self._grow_task = asyncio.ensure_future(grow())
 
     def _cancel_grow(self) -> None:
@@ -161,6 +163,10 @@ class CompletionService:
 
     def forget(self, uri: str) -> None:
         """The document closed: drop its state and cancel its unfinished request."""
+        if self._growing == uri:
+            self._cancel_grow()
+        if self._warm_uri == uri:
+            self._warm_uri = None
         self._fim.forget(uri)
         self._type_ahead.forget(uri)
         self._engine.cancel_key(uri)

@@ -24,7 +24,7 @@ from gemma_lsp.prompts import PromptError
 from .chat import ChatFeature
 from .feature import LanguageFeature, command, request
 from .prompts import prompt_inputs
-from .values import plain
+from .values import plain, selected_text
 
 _BY_ID = {spec.id: spec for spec in ACTIONS}
 _QUESTIONS = {"ask": "What does this code do, and is anything in it wrong or risky?", "explain": "Explain this code."}
@@ -84,9 +84,16 @@ class CodeActionFeature(LanguageFeature):
             raise JsonRpcInvalidParams(
                 f"{protocol.ACTION_RUN}: action must be one of {', '.join(_BY_ID)}, got {arg.get('action')!r}."
             )
+        if not isinstance(arg.get("uri"), str) or not arg["uri"]:
+            raise JsonRpcInvalidParams(f"{protocol.ACTION_RUN} needs uri: the open document the action is about.")
+        if arg.get("range") is None:
+            raise JsonRpcInvalidParams(f"{protocol.ACTION_RUN} needs range: the selection the action is about.")
+        question = arg.get("question")
+        if question is not None and not isinstance(question, str):
+            raise JsonRpcInvalidParams(f"{protocol.ACTION_RUN}: question must be a string.")
         if not spec.edits:
             chat = next(f for f in self.server.features if isinstance(f, ChatFeature))
-            message = arg.get("question") or _QUESTIONS[spec.id]
+            message = question or _QUESTIONS[spec.id]
             return await chat.chat_command({**arg, "message": message, "template": spec.template})
         edit = await self._edit(protocol.ACTION_RUN, arg)
         result = await self.server.workspace_apply_edit_async(lsp.ApplyWorkspaceEditParams(edit=edit, label=spec.title))
@@ -103,8 +110,9 @@ class CodeActionFeature(LanguageFeature):
             raise JsonRpcInvalidParams(f"{name}: {uri} is not open.")
         problems = "; ".join(d.get("message", "") for d in arg.get("diagnostics") or [] if isinstance(d, dict))
         inputs = prompt_inputs(self.server, name, {**arg, "question": problems or arg.get("question") or ""})
-        rng = plain(arg["range"])
         text, version = doc.text, doc.version
+        selected_text(self.server.documents, name, uri, arg.get("range"))  # one sentence for a bad range
+        rng = plain(arg["range"])
         start = doc.offset_at(lsp.Position(**rng["start"]))
         end = doc.offset_at(lsp.Position(**rng["end"]))
         start, end = min(start, end), max(start, end)

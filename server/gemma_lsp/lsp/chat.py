@@ -64,7 +64,8 @@ class ChatFeature(LanguageFeature):
         message = arg.get("message")
         if not isinstance(message, str) or not message.strip():
             raise JsonRpcInvalidParams(f"{name} needs message: a non-empty string.")
-        session = await self._session(name, arg, required=False)
+        # A new session's id is made here, so the first streamed piece can already name it.
+        session = await self._session(name, arg, required=False) or uuid.uuid4().hex[:12]
         template = arg.get("template") or "chat"
         preset = arg.get("preset")
         if not isinstance(template, str):
@@ -88,7 +89,9 @@ class ChatFeature(LanguageFeature):
             nonlocal pieces
             pieces += 1
             if partial is not None:
-                server.protocol.notify(lsp.PROGRESS, lsp.ProgressParams(token=partial, value={"text": delta}))
+                server.protocol.notify(
+                    lsp.PROGRESS, lsp.ProgressParams(token=partial, value={"text": delta, "session": session})
+                )
             if work is not None and pieces % _REPORT_EVERY == 1:
                 server.work_done_progress.report(work, lsp.WorkDoneProgressReport(message=f"{pieces} pieces"))
 

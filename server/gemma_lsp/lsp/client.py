@@ -71,6 +71,7 @@ class EditorSession:
     partial: dict[str, list[Any]] = field(default_factory=dict)  # partial results by token
     resolve_edits: bool = False  # ask code actions' edits through codeAction/resolve
     applied: list[lsp.WorkspaceEdit] = field(default_factory=list)  # what workspace/applyEdit brought
+    last_partial: list[dict[str, Any]] = field(default_factory=list)  # the last chat's partial results
     model_ready: asyncio.Event = field(default_factory=asyncio.Event)
     _client: LanguageClient | None = None
     _versions: dict[str, int] = field(default_factory=dict)
@@ -132,6 +133,10 @@ class EditorSession:
     def client(self) -> LanguageClient:
         assert self._client is not None, "call start() first"
         return self._client
+
+    def change_settings(self, settings: dict[str, Any]) -> None:
+        """``workspace/didChangeConfiguration`` with ``{"gemma": settings}``."""
+        self.client.workspace_did_change_configuration(lsp.DidChangeConfigurationParams(settings={"gemma": settings}))
 
     def open(self, uri: str, text: str, language_id: str = "python") -> None:
         self._versions[uri] = 1
@@ -217,7 +222,8 @@ class EditorSession:
         result = await self.request(
             protocol.CHAT, {"message": message, **params, "partialResultToken": token, "workDoneToken": token + "-w"}
         )
-        return result, [p["text"] for p in self.partial.pop(token)]
+        self.last_partial = self.partial.pop(token)
+        return result, [p["text"] for p in self.last_partial]
 
     async def code_actions(self, uri: str, rng: lsp.Range, diagnostics: list[lsp.Diagnostic] = ()) -> list[lsp.CodeAction]:
         params = lsp.CodeActionParams(
