@@ -25,6 +25,7 @@ def test_demo_shows_a_completion_from_the_in_process_engine():
     assert proc.returncode == 0, proc.stderr
     out = proc.stdout
     assert "RANDOM weights" in out and "--model" in out  # says plainly what it runs
+    assert "prompt: fill-in-the-middle, suffix first" in out  # the test model has FIM tokens
     assert "textDocument/inlineCompletion" in out and "1 item(s)" in out
     assert "insert '" in out and "at 16:5-16:5" in out
     assert "model load:" in out and "first result:" in out and "total:" in out
@@ -44,6 +45,7 @@ def test_demo_runs_the_real_gemma_by_default_and_it_completes_an_obvious_functio
     first = out.split("textDocument/inlineCompletion")[1].split("\n")[1]
     assert "insert 'for i in range(2, n):'" in first, out  # the next line first; its body once accepted
     assert "(gemma3, 268.10M parameters)" in out
+    assert "prompt: the text before the cursor (the model has no FIM tokens)" in out  # Gemma 3: no FIM
 
 
 def test_demo_names_a_missing_model_in_one_sentence(tmp_path):

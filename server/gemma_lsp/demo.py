@@ -166,11 +166,14 @@ def _how_served(stats: dict) -> str:
     last = (stats.get("completion") or {}).get("last") or {}
     source = last.get("source")
     if source == "engine":
+        mode = {"prefix": "the text before the cursor (the model has no FIM tokens)",
+                "fim-spm": "fill-in-the-middle, suffix first", "fim-psm": "fill-in-the-middle, prefix first"}
         return (
             f"from the engine: {last.get('engine_ms', 0):.1f} ms, {last.get('tokens_evaluated')} of "
             f"{last.get('prompt_tokens')} prompt tokens evaluated "
             f"({(last.get('prompt_tokens') or 0) - (last.get('tokens_evaluated') or 0)} reused from the KV cache), "
-            f"{last.get('tokens_generated')} generated"
+            f"{last.get('tokens_generated')} generated on {last.get('threads')} thread(s); prompt: "
+            f"{mode.get(last.get('prompt_mode'), last.get('prompt_mode'))}"
         )
     if source == "cache":
         return "from the answer cache (the same prompt was answered before): no engine work"

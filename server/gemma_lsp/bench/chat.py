@@ -3,7 +3,8 @@
 Drives ``gemma-lsp serve`` over stdio as an editor does (``lsp.client.EditorSession``), with the
 workspace's memories in a SQLite file of the run's own folder:
 
-* **ttft_ms** (p50 / p95): a ``gemma/chat`` turn about a 14-line selection of real code, with a
+* **ttft_ms** (p50 / p95): a ``gemma/chat`` turn about a 20-line selection of real code (another
+  part of the file each turn, so each prompt differs from its start), with a
   few notes remembered first so ``rag_context`` is filled, each turn in a new session; time from
   sending the request to the first ``$/progress`` piece. ``prompt_tokens`` says how long the
   prompts were.
@@ -12,7 +13,7 @@ workspace's memories in a SQLite file of the run's own folder:
   one ``llama_decode`` per token on the same prompt with greedy choice and the same threads, no
   server and no sampler. Measured one after the other, never at once.
 * **completion_idle_ms** (p50 / p95): keystrokes in another file, one inline completion each, with
-  nothing else running; **completion_while_chatting_ms**: the same keystrokes while a long chat
+  nothing else running (answers from the engine only: type-ahead and the answer cache cost nothing); **completion_while_chatting_ms**: the same keystrokes while a long chat
   answer streams (the completion runs between two chat tokens, on its own KV cache); their ratio
   is **completion_while_chatting_ratio**.
 """
@@ -38,7 +39,7 @@ NOTES = (
     "The geometry helpers never raise on a zero radius: they return 0.0.",
     "Prefer math.pi over 3.14 everywhere in this workspace.",
 )
-SELECTION_LINES = 14  # with the notes and the template: a prompt of about 300 tokens
+SELECTION_LINES = 20  # with the notes and the template: a prompt of about 300 tokens
 
 
 def _source() -> str:
@@ -61,10 +62,14 @@ def _source() -> str:
 
 async def _chat_turns(session, uri: str, turns: int, log) -> dict[str, Any]:
     text = _source()
-    last = min(SELECTION_LINES, text.count("\n"))
-    selection = {"start": {"line": 0, "character": 0}, "end": {"line": last, "character": 0}}
+    lines = text.count("\n")
     ttft, tps, prompt_tokens = [], [], []
     for i in range(turns):
+        # Another part of the file each turn: the prompt differs from its start, as a new question
+        # about other code does, so little of it is found in the KV cache.
+        first_line = (i * 5) % max(1, lines - SELECTION_LINES)
+        selection = {"start": {"line": first_line, "character": 0},
+                     "end": {"line": min(lines, first_line + SELECTION_LINES), "character": 0}}
         started = time.perf_counter()
         first: list[float] = []
         token = f"ttft-{i}"
@@ -83,6 +88,8 @@ async def _chat_turns(session, uri: str, turns: int, log) -> dict[str, Any]:
         watcher.cancel()
         session.partial.pop(token, None)
         stats = result["stats"]
+        # Each turn starts clean: its turns would otherwise come back in the next prompt as memories.
+        await session.request(protocol.CHAT_RESET, {"session": result["session"]})
         ttft.append(first[0] if first else stats["ttft_ms"])
         if stats.get("tokens_per_s"):
             tps.append(stats["tokens_per_s"])
@@ -96,12 +103,13 @@ async def _chat_turns(session, uri: str, turns: int, log) -> dict[str, Any]:
     }
 
 
-TYPED = "total = circle_area(radius) + sphere_area(radius) - circle_perimeter(radius)"
+TYPED = "zq = wk(radius) + vx(radius) - jy(radius) * qz(radius)"  # names the model will not guess
 
 
 async def _keystrokes(session, uri: str, text: str, n: int) -> tuple[list[float], str]:
     """Type ``n`` characters at the end of ``text`` in ``uri``, one inline completion each: the
-    latencies (ms) and the text afterwards."""
+    latencies (ms) of the answers that came from the engine (not from type-ahead or the answer
+    cache, which cost nothing either way), and the text afterwards."""
     line = text.count("\n")
     col = len(text) - (text.rfind("\n") + 1)
     times = []
@@ -112,7 +120,9 @@ async def _keystrokes(session, uri: str, text: str, n: int) -> tuple[list[float]
         col += 1
         t0 = time.perf_counter()
         await session.inline(uri, line, col)
-        times.append((time.perf_counter() - t0) * 1000)
+        elapsed = (time.perf_counter() - t0) * 1000
+        if ((await session.stats()).get("completion") or {}).get("last", {}).get("source") == "engine":
+            times.append(elapsed)
     return times, text
 
 

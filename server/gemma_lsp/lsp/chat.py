@@ -27,7 +27,8 @@ from .values import plain
 
 log = logging.getLogger(__name__)
 
-_REPORT_EVERY = 8  # pieces between two work-done reports
+_FLUSH_S = 0.05  # streamed pieces are sent together, at most every 50 ms (a token takes ~25-40 ms)
+_REPORT_S = 0.5  # work-done reports at most every half second
 
 
 class ChatFeature(LanguageFeature):
@@ -83,23 +84,38 @@ class ChatFeature(LanguageFeature):
                     work, lsp.WorkDoneProgressBegin(title="Gemma is answering", cancellable=True)
                 )
             _on_cancel(server, work, task)
-        pieces = 0
+        pieces, pending = 0, []
+        flushed = reported = 0.0
+
+        def flush() -> None:
+            nonlocal flushed
+            if pending and partial is not None:
+                value = {"text": "".join(pending), "session": session}
+                server.protocol.notify(lsp.PROGRESS, lsp.ProgressParams(token=partial, value=value))
+            pending.clear()
+            flushed = loop.time()
 
         def on_text(delta: str) -> None:
-            nonlocal pieces
+            nonlocal pieces, reported
             pieces += 1
-            if partial is not None:
-                server.protocol.notify(
-                    lsp.PROGRESS, lsp.ProgressParams(token=partial, value={"text": delta, "session": session})
-                )
-            if work is not None and pieces % _REPORT_EVERY == 1:
+            pending.append(delta)
+            now = loop.time()
+            if now - flushed >= _FLUSH_S or pieces == 1:
+                flush()
+            if work is not None and now - reported >= _REPORT_S:
+                reported = now
                 server.work_done_progress.report(work, lsp.WorkDoneProgressReport(message=f"{pieces} pieces"))
+
+        loop = asyncio.get_running_loop()
 
         outcome = "cancelled"
         try:
-            result = await self.services.chat.turn(
-                message, inputs, session=session, template=template, preset=preset, on_text=on_text
-            )
+            try:
+                result = await self.services.chat.turn(
+                    message, inputs, session=session, template=template, preset=preset, on_text=on_text
+                )
+            finally:
+                flush()  # what the last 50 ms brought, before the result (or the cancellation)
             outcome = result.stop_reason
             return result.to_json()
         except (ChatError, PromptError) as exc:
