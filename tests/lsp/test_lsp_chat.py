@@ -144,3 +144,30 @@ async def test_the_chat_command_answers_with_work_done_progress(editor):
     result = await editor.execute(protocol.CHAT_COMMAND, {"message": "Say hello."})
     assert result["text"] and result["session"]
     assert any(p.startswith("begin: Gemma is answering") for p in editor.progress)
+
+
+async def test_a_completion_during_a_chat_answers_from_its_own_kv_cache(tmp_path, tiny_model):
+    editor = session_for(tmp_path, tiny_model, max_tokens=6000)
+    await editor.start()
+    try:
+        uri = file_uri(tmp_path / "ws" / "work.py")
+        text = "import os\n\n\ndef main():\n    "
+        editor.open(uri, text)
+        await editor.inline(uri, 4, 4)  # the completion's prompt is in its cache
+        token = "long-chat"
+        editor.partial[token] = []
+        chat = asyncio.ensure_future(editor.request(protocol.CHAT, {"message": "Tell me everything.", "partialResultToken": token}))
+        for _ in range(500):
+            if editor.partial[token]:
+                break
+            await asyncio.sleep(0.01)
+        assert editor.partial[token] and not chat.done()  # the chat answer is streaming
+        editor.insert(uri, 4, 4, "x")
+        await editor.inline(uri, 4, 5)
+        stats = await editor.stats()
+        assert stats["interleaved"] >= 1  # it ran between two chat tokens
+        assert stats["completion"]["last"]["tokens_evaluated"] <= 4  # the chat did not evict its prefix
+        result = await asyncio.wait_for(chat, 120)
+        assert result["text"]
+    finally:
+        await editor.stop()
