@@ -120,3 +120,18 @@ async def test_an_embedder_that_cannot_load_is_told_once_and_search_stays_lexica
         assert "not a GGUF file" in told[0][1] and "lexical search only" in told[0][1]
     finally:
         await s.close()
+
+
+async def test_a_chat_prompt_leaves_out_its_own_session_s_turns_as_memories(services):
+    from gemma_lsp.app import MemoryTurns
+    from gemma_lsp.chat import Turn
+
+    turns = MemoryTurns(services.memory)
+    await turns.save("mine", 0, Turn("user", "How are invoice totals rounded in this project?"))
+    await turns.save("other", 0, Turn("user", "Which invoice fields are optional?"))
+    inputs = PromptInputs(question="invoice totals", conversation="mine")
+    rendered = await services.render("chat", inputs)
+    assert "Which invoice fields are optional?" in rendered.rag_recent  # another session's turn helps
+    assert "How are invoice totals rounded" not in rendered.rag_recent + rendered.rag_context  # its own: in the history
+    everything = await services.render("chat", PromptInputs(question="invoice totals"))
+    assert "How are invoice totals rounded" in everything.rag_recent  # without a session nothing is left out

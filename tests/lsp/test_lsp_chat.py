@@ -171,3 +171,4 @@ async def test_a_completion_during_a_chat_answers_from_its_own_kv_cache(tmp_path
         assert result["text"]
     finally:
         await editor.stop()
+

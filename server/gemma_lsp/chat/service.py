@@ -127,7 +127,9 @@ class ChatService:
         session = session or uuid.uuid4().hex[:12]
         settings = self._settings()
         history = await self.history(session)
-        rendered = await self._render(template, PromptInputs(**{**inputs.__dict__, "question": message}))
+        rendered = await self._render(
+            template, PromptInputs(**{**inputs.__dict__, "question": message, "conversation": session})
+        )
         messages = self._messages(history, rendered.text, settings)
         request = GenerationRequest(
             ChatPrompt(tuple(messages)),

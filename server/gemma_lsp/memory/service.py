@@ -159,6 +159,7 @@ class MemoryService:
         recent_budget_tokens: int | None = None,
         count_tokens=estimate_tokens,
         exclude: tuple[str, int, int] | None = None,
+        exclude_tags: tuple[str, ...] = (),
     ) -> dict[str, str]:
         """``rag_context`` (retrieved, within ``budget_tokens``) and ``rag_recent`` (recent episodic
         memories, within ``recent_budget_tokens``: a quarter of ``budget_tokens`` by default) for
@@ -166,7 +167,8 @@ class MemoryService:
 
         ``exclude`` is ``(uri, first_line, last_line)`` (0-based, inclusive) of the code the prompt
         already shows: memories of that document overlapping those lines are left out, and the
-        search is run again without them, so they do not crowd out the rest.
+        search is run again without them, so they do not crowd out the rest. Memories with any
+        of ``exclude_tags`` are left out too (a chat session's own turns, which its prompt holds).
         """
         recent_budget = max(1, budget_tokens // 4) if recent_budget_tokens is None else recent_budget_tokens
 
@@ -179,6 +181,9 @@ class MemoryService:
                     hits = self.index.search(query, k=20, namespace=self.namespace, exclude_ids=shown)
                     hits = [h for h in hits if not _overlaps(h.memory, exclude)]
             recent = self.store.query(self.namespace, tiers=[Tier.episodic], limit=20)
+            if exclude_tags:
+                hits = [h for h in hits if not set(exclude_tags) & set(h.memory.tags)]
+                recent = [m for m in recent if not set(exclude_tags) & set(m.tags)]
             root = str(self.root) if self.root else None
             return {
                 "rag_context": build_context(hits, budget_tokens, count_tokens, root=root),

@@ -23,8 +23,8 @@ def language_for(path: str) -> str:
     return language.id if language is not None else ""
 
 
-# (query, rag budget, recent budget, exclude=(uri, first line, last line) 0-based or None)
-#   -> {"rag_context": str, "rag_recent": str}
+# (query, rag budget, recent budget, exclude=(uri, first line, last line) 0-based or None,
+#  [exclude_tags=tags whose memories to leave out]) -> {"rag_context": str, "rag_recent": str}
 ContextProvider = Callable[..., Awaitable[dict[str, str]]]
 
 
@@ -37,6 +37,7 @@ class PromptInputs:
     start_line: int = 0  # 1-based; 0 = no selection
     end_line: int = 0
     uri: str = ""  # the document the selection is in: its overlapping memories are not repeated
+    conversation: str = ""  # a chat session: its turns are in the prompt already, not repeated as memories
 
     def shown(self) -> tuple[str, int, int] | None:
         """The document lines the prompt already shows (0-based, inclusive), for the context provider."""
@@ -90,7 +91,8 @@ async def render_prompt(
     if context is not None and template.uses_memories and query:
         rag = template.rag_budget_tokens if template.rag_budget_tokens is not None else rag_budget_tokens
         recent = template.recent_budget_tokens if template.recent_budget_tokens is not None else recent_budget_tokens
-        blocks.update(await context(query, rag, recent, exclude=inputs.shown()))
+        extra = {"exclude_tags": (f"session:{inputs.conversation}",)} if inputs.conversation else {}
+        blocks.update(await context(query, rag, recent, exclude=inputs.shown(), **extra))
     context_ms = (time.perf_counter() - started) * 1000
     values = {**asdict(inputs), "selection": inputs.selection.rstrip("\r\n"), "lines": inputs.lines(), **blocks}
     text = template.render(values)
