@@ -179,7 +179,7 @@ async def test_model_loading_reports_work_done_progress(client, tiny_model):
     await start(client, settings_for(tiny_model))
     for _ in range(200):
         reports = list(client.progress_reports.values())
-        if reports and reports[0][-1].kind == "end":
+        if reports and reports[0] and reports[0][-1].kind == "end":  # created before it begins
             break
         await asyncio.sleep(0.02)
     (report,) = client.progress_reports.values()
