@@ -89,6 +89,26 @@ def _run_nvim(command: list[str], env: dict[str, str], cwd: Path, what: str, log
     return proc.returncode, stdout, stderr
 
 
+def run_script(nvim: str, script: Path, env: dict[str, str], work: Path, server_log: Path) -> dict[str, Any]:
+    """Run a Lua script in headless Neovim and read the JSON result it wrote to
+    ``$GEMMA_NVIM_RESULT``, with the server's and Neovim's LSP logs added; fails with the context."""
+    result_path = Path(env["GEMMA_NVIM_RESULT"])
+    env = {**os.environ, "XDG_CACHE_HOME": str(work / "nvim-cache"), "XDG_STATE_HOME": str(work / "nvim-state"), **env}
+    command = [nvim, "--headless", "-u", "NONE", "-i", "NONE", "-n", "-c", f"luafile {script}"]
+    returncode, stdout, stderr = _run_nvim(command, env, work, script.name, server_log)
+    context = f"exit code {returncode}\nstderr: {stderr}\nstdout: {stdout}\nserver log:\n{_tail(server_log)}"
+    assert result_path.exists(), f"the script wrote no result\n{context}"
+    result = json.loads(result_path.read_text())
+    assert returncode == 0 and result["ok"], (
+        f"the script failed: {result['errors']}\nserver messages: {result['messages']}\n"
+        f"notifications: {result.get('notifications')}\n{context}"
+    )
+    result["server_log"] = server_log.read_text() if server_log.exists() else ""
+    log = Path(result["nvim_lsp_log"]) if result.get("nvim_lsp_log") else None
+    result["nvim_lsp_log_text"] = log.read_text() if log and log.exists() else ""
+    return result
+
+
 def _tail(path: Path, lines: int = 40) -> str:
     return "\n".join(path.read_text(errors="replace").splitlines()[-lines:]) if path.exists() else "(no file)"
 
@@ -102,11 +122,7 @@ def nvim_run(request, tiny_model: Path, tmp_path_factory: pytest.TempPathFactory
     source.write_text(TEXT)
     result_path = work / "result.json"
     server_log = work / "server.log"
-    env = {
-        **os.environ,
-        # Neovim's own lsp.log goes to stdpath('cache') (0.7) or stdpath('log') (0.8+).
-        "XDG_CACHE_HOME": str(work / "nvim-cache"),
-        "XDG_STATE_HOME": str(work / "nvim-state"),
+    env = {  # Neovim's own lsp.log goes to stdpath('cache') (0.7) or stdpath('log') (0.8+): run_script sets both
         "GEMMA_NVIM_CMD": json.dumps([*SERVER_COMMAND, "--log-file", str(server_log)]),
         "GEMMA_NVIM_INIT": json.dumps({"gemma": {"model": {"path": str(tiny_model)}, "completion": {"max_tokens": 16}}}),
         "GEMMA_NVIM_FILE": str(source),
@@ -114,17 +130,8 @@ def nvim_run(request, tiny_model: Path, tmp_path_factory: pytest.TempPathFactory
         "GEMMA_NVIM_TIMEOUT_MS": str(WAIT_MS),
         "GEMMA_NVIM_ENCODING": encoding,
     }
-    command = [nvim, "--headless", "-u", "NONE", "-i", "NONE", "-n", "-c", f"luafile {SCRIPT}"]
-    returncode, stdout, stderr = _run_nvim(command, env, work, "lsp_roundtrip.lua", server_log)
-    context = f"exit code {returncode}\nstderr: {stderr}\nstdout: {stdout}\nserver log:\n{_tail(server_log)}"
-    assert result_path.exists(), f"the script wrote no result\n{context}"
-    result = json.loads(result_path.read_text())
-    assert returncode == 0 and result["ok"], (
-        f"the script failed: {result['errors']}\nserver messages: {result['messages']}\n{context}"
-    )
+    result = run_script(nvim, SCRIPT, env, work, server_log)
     result["encoding"] = encoding
-    result["server_log"] = server_log.read_text() if server_log.exists() else ""
-    result["nvim_lsp_log_text"] = Path(result["nvim_lsp_log"]).read_text() if result.get("nvim_lsp_log") else ""
     return result
 
 

@@ -14,7 +14,6 @@ JSON; the checks are here. One Neovim run (a few seconds) serves every test of t
 from __future__ import annotations
 
 import json
-import os
 import re
 from pathlib import Path
 from typing import Any
@@ -22,7 +21,7 @@ from typing import Any
 import pytest
 
 from lsp_support import SERVER_COMMAND
-from test_neovim import DOCS, WAIT_MS, _nvim, _run_nvim, _tail
+from test_neovim import DOCS, WAIT_MS, _nvim, run_script
 
 SCRIPT = Path(__file__).parent / "nvim" / "actions_chat.lua"
 SNIPPET_MARK = "-- gemma-lsp: chat into a scratch buffer"
@@ -79,9 +78,6 @@ def run(tiny_model: Path, tmp_path_factory: pytest.TempPathFactory) -> dict[str,
         "memory": {"sqlite_path": str(work / "memory.sqlite3"), "journal_dir": str(work / "journal")},
     }
     env = {
-        **os.environ,
-        "XDG_CACHE_HOME": str(work / "nvim-cache"),
-        "XDG_STATE_HOME": str(work / "nvim-state"),
         "GEMMA_NVIM_CMD": json.dumps(
             [*SERVER_COMMAND, "--log-file", str(server_log), "--config", str(work / "none.toml")]
         ),
@@ -91,19 +87,7 @@ def run(tiny_model: Path, tmp_path_factory: pytest.TempPathFactory) -> dict[str,
         "GEMMA_NVIM_RESULT": str(result_path),
         "GEMMA_NVIM_TIMEOUT_MS": str(WAIT_MS),
     }
-    command = [nvim, "--headless", "-u", "NONE", "-i", "NONE", "-n", "-c", f"luafile {SCRIPT}"]
-    returncode, stdout, stderr = _run_nvim(command, env, work, "actions_chat.lua", server_log)
-    context = f"exit code {returncode}\nstderr: {stderr}\nstdout: {stdout}\nserver log:\n{_tail(server_log)}"
-    assert result_path.exists(), f"the script wrote no result\n{context}"
-    result = json.loads(result_path.read_text())
-    assert returncode == 0 and result["ok"], (
-        f"the script failed: {result['errors']}\nserver messages: {result['messages']}\n"
-        f"notifications: {result['notifications']}\n{context}"
-    )
-    result["server_log"] = server_log.read_text() if server_log.exists() else ""
-    log = Path(result["nvim_lsp_log"]) if result.get("nvim_lsp_log") else None
-    result["nvim_lsp_log_text"] = log.read_text() if log and log.exists() else ""
-    return result
+    return run_script(nvim, SCRIPT, env, work, server_log)
 
 
 def test_a_selection_lists_the_five_actions(run):
