@@ -136,13 +136,6 @@ class EngineManager:
         """Load the model on the worker (a no-op when loaded). Raises :class:`ModelUnavailable`."""
         return await asyncio.get_running_loop().run_in_executor(self._executor, self._load_on_worker)
 
-    def configure(self, settings: ModelSettings) -> None:
-        """Set the model settings before anything is loaded (at initialize)."""
-        if self._runtime is not None:
-            raise RuntimeError("the model is loaded: use reconfigure()")
-        self._settings = settings
-        self._load_error = None
-
     async def reconfigure(self, settings: ModelSettings) -> bool:
         """Adopt new model settings; returns True when the model must be reloaded (it is unloaded)."""
         if settings == self._settings:
