@@ -1,4 +1,4 @@
-"""The ``gemma-lsp`` command: serve | demo | bench | make-test-model."""
+"""The ``gemma-lsp`` command: serve | demo | bench | make-test-model | memory | index | prompt | protocol | schema."""
 
 from __future__ import annotations
 
@@ -76,6 +76,7 @@ def _parser() -> argparse.ArgumentParser:
     rnd.add_argument("--json", action="store_true", help="print the rendered prompt and its memory blocks as JSON")
 
     sub.add_parser("protocol", help="print every custom method, command and notification as JSON")
+    sub.add_parser("schema", help="print the JSON schema of every setting (what editors build their settings from)")
 
     b = sub.add_parser("bench", help="benchmarks")
     b.add_argument("suite", choices=["completion", "sampling", "rag", "quality", "chat"])
@@ -340,6 +341,13 @@ def main(argv: list[str] | None = None) -> int:
         from gemma_lsp.protocol import describe
 
         print(json.dumps(describe(), indent=2))
+        return 0
+    if args.command == "schema":
+        import json
+
+        from gemma_lsp.schema import settings_schema
+
+        print(json.dumps(settings_schema(), indent=2))
         return 0
     return 2
 
