@@ -9,11 +9,13 @@ import { test } from 'node:test';
 
 import { CHAT_COMMANDS, PARTICIPANT_ID } from '../../src/chat';
 import { CLIENT, contributedSettings, isServerKey } from '../../src/settings';
-import { EXTENSION, gemmaLspJson } from '../support/gemmaLsp';
+import { EXTENSION, REPOSITORY, gemmaLspJson } from '../support/gemmaLsp';
 
 // eslint-disable-next-line @typescript-eslint/no-require-imports
 const generator = require(path.join(EXTENSION, 'scripts', 'settings.js')) as {
   configurationFromSchema(schema: unknown): { id: string; title: string; properties: Record<string, Record<string, unknown>> }[];
+  documented(doc: string, configuration: unknown): string;
+  DOC: string;
 };
 const packageJson = JSON.parse(fs.readFileSync(path.join(EXTENSION, 'package.json'), 'utf8'));
 
@@ -44,7 +46,11 @@ const SCHEMA = {
         },
       },
     },
-    TTL: { type: 'object', properties: { working: { anyOf: [{ type: 'number', exclusiveMinimum: 0 }, { type: 'null' }], default: 28800 } } },
+    TTL: {
+      type: 'object',
+      description: 'Seconds a memory of each tier lives; ``None`` = never expires.\n\nMore words.',
+      properties: { working: { anyOf: [{ type: 'number', exclusiveMinimum: 0 }, { type: 'null' }], default: 28800, title: 'Working' } },
+    },
   },
 };
 
@@ -66,6 +72,7 @@ test('the generator flattens sections and maps types, bounds, none and defaults'
   assert.deepEqual(memory['gemma.memory.ttl.working'].type, ['number', 'null']);
   assert.equal(memory['gemma.memory.ttl.working'].default, 28800);
   assert.equal(memory['gemma.memory.ttl.working'].exclusiveMinimum, 0);
+  assert.match(memory['gemma.memory.ttl.working'].markdownDescription as string, /^Working\. Seconds a memory of each tier lives; `None` = never expires\.\n\n`\[memory\.ttl\] working`/);
   assert.ok(!('default' in memory['gemma.memory.sqlite_path']));
   assert.deepEqual(memory['gemma.memory.presets'].additionalProperties, {
     type: 'array',
@@ -73,9 +80,23 @@ test('the generator flattens sections and maps types, bounds, none and defaults'
   });
 });
 
-test("package.json's settings are what `gemma-lsp schema` generates (else: make vscode-settings)", () => {
+test("package.json's settings and docs/vscode.md's tables are what `gemma-lsp schema` generates (else: make vscode-settings)", () => {
   const generated = generator.configurationFromSchema(gemmaLspJson('schema'));
-  assert.deepEqual(packageJson.contributes.configuration, generated, "package.json is out of date: run `make vscode-settings`");
+  assert.deepEqual(packageJson.contributes.configuration, generated, 'package.json is out of date: run `make vscode-settings`');
+  const doc = fs.readFileSync(generator.DOC, 'utf8');
+  assert.equal(generator.documented(doc, generated), doc, 'docs/vscode.md is out of date: run `make vscode-settings`');
+  for (const section of generated) {
+    for (const key of Object.keys(section.properties)) {
+      assert.ok(doc.includes(`| \`${key}\` |`), `${key} is in docs/vscode.md`);
+    }
+  }
+});
+
+test("the README's table names every editor setting", () => {
+  const readme = fs.readFileSync(path.join(REPOSITORY, 'README.md'), 'utf8');
+  for (const key of Object.values(CLIENT)) {
+    assert.ok(readme.includes(`| \`gemma.${key}\` |`), `gemma.${key} is in the README`);
+  }
 });
 
 test('the server sections and the editor settings do not overlap, and every editor setting is contributed', () => {
