@@ -159,3 +159,42 @@ async def test_a_keystroke_before_the_window_grew_stays_on_the_short_window(engi
     await service.suggest("file:///b2.py", typed, len(typed))  # at once: pre-empts the background work
     last = service.stats.last
     assert last["prefix_window"] == 128 and last["tokens_evaluated"] <= 3
+
+
+async def _until_prefetched(engine, count: int) -> None:
+    deadline = time.monotonic() + 5
+    while engine.stats.prefetched < count and time.monotonic() < deadline:
+        await asyncio.sleep(0.02)
+    assert engine.stats.prefetched == count
+
+
+async def test_another_line_is_answered_from_the_short_window_until_it_grows_there(engine):
+    """The prompt's suffix part starts at the line after the cursor's: on another line the full
+    prompt evaluated before is of no use, and its prefill would cost seconds."""
+    body = "".join(f"def h{i}(z):\n    return z - {i}\n\n" for i in range(120))
+    settings = CompletionSettings(
+        prefix_tokens=1024, cold_prefix_tokens=128, suffix_tokens=256, cold_suffix_tokens=32,
+        max_tokens=4, extra_context_tokens=0, grow_after_ms=0,
+    )
+    service = CompletionService(engine, lambda: settings)
+    at = body.index("def h60(z):\n    ") + len("def h60(z):\n    ")
+    await service.suggest("file:///c.py", body, at)
+    assert (service.stats.last["prefix_window"], service.stats.last["suffix_window"]) == (128, 32)
+    await _until_prefetched(engine, 1)
+    typed = body[:at] + "r" + body[at:]
+    await service.suggest("file:///c.py", typed, at + 1)  # the same line: the grown prompt serves
+    assert (service.stats.last["prefix_window"], service.stats.last["suffix_window"]) == (1024, 256)
+    assert service.stats.last["tokens_evaluated"] <= 3
+    other = typed.index("def h90(z):\n    ") + len("def h90(z):\n    ")
+    await service.suggest("file:///c.py", typed, other)
+    assert (service.stats.last["prefix_window"], service.stats.last["suffix_window"]) == (128, 32)
+
+
+async def test_a_closed_document_is_not_evaluated_ahead(engine):
+    settings = CompletionSettings(max_tokens=4, grow_after_ms=60_000)
+    service = CompletionService(engine, lambda: settings)
+    await service.suggest("file:///gone.py", TEXT, len(TEXT), path="gone.py")
+    service.forget("file:///gone.py")
+    service.note_file("other.py", "x = 1\n" * 40)  # a new chunk for the ring: would evaluate ahead
+    await asyncio.sleep(0.3)
+    assert engine.stats.prefetched == 0

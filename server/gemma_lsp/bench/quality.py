@@ -467,7 +467,12 @@ async def run_ours(
 
 def _log_answer(log: Log, who: str, mode: str, k: int, n: int, case: Case, answer: Answer) -> None:
     mark = "=" if score(case, answer)["exact"] else "x"
-    log(f"{who} {mode} {k + 1}/{n} {case.where} {mark} {answer.ms:.0f} ms: {answer.first_line.strip()[:50]!r}")
+    f = answer.figures
+    detail = f"eval {f.get('tokens_evaluated')} gen {f.get('tokens_generated')} {f.get('stop_reason')}"
+    log(
+        f"{who} {mode} {k + 1}/{n} {case.where} {mark} {answer.ms:.0f} ms ({detail}): "
+        f"{answer.first_line.strip()[:50]!r} want {case.expected.strip()[:50]!r}"
+    )
 
 
 # ------------------------------------------------------------------------------------- peer

@@ -8,6 +8,14 @@ Two orders, both of which CodeGemma is trained on:
 A keystroke changes the end of the prefix. In PSM everything after it (the whole suffix
 window) must be evaluated again on every keystroke; in SPM the suffix sits ahead of the edit,
 so the KV cache keeps it and a keystroke costs only the few tokens at the end of the prefix.
+A model without FIM tokens (Gemma 3) gets ``<bos> [after] prefix``: the prompt ends at the
+cursor, so the model continues the text there, and ``after`` holds whole lines of the text
+after the cursor's line (up to the suffix budget) followed by a blank line. It is not in
+document order, but the model copies names, call shapes and types from it: on real code it
+lifted exact-line matches from 27.5 % to 45 % (``gemma-lsp bench quality``, typed mode). It
+starts at the next line, so typing on the cursor's line (Enter included) leaves it, and the KV
+cache of it, untouched.
+
 The optional header names the file (``<|file_separator|>path\n``), as in CodeGemma's
 multi-file format.
 
@@ -55,6 +63,7 @@ class FimPromptBuilder:
         self.from_start = False  # the last prompt's prefix window began at the start of the file
         self._anchors: dict[tuple[str, int], int] = {}  # (uri, prefix budget) -> anchor
         self._chunk_tokens: dict[Chunk, list[int]] = {}
+        self._after: tuple[tuple[str, int], list[int]] | None = None  # the last after-block, by its text
 
     def forget(self, uri: str) -> None:
         for key in [k for k in self._anchors if k[0] == uri]:
@@ -79,7 +88,7 @@ class FimPromptBuilder:
             # A model without FIM tokens (Gemma 3) continues the text before the cursor; the
             # suffix still trims the answer in post-processing.
             self.mode = "prefix"
-            tokens = [sp.bos, *prefix]
+            tokens = [sp.bos, *self._after_block(backend, text, offset, windows.suffix_tokens), *prefix]
             return HealedTokens(tokens, len(tokens) - 1, heal) if heal else tokens
         header = []
         if sp.file_separator is not None:
@@ -163,6 +172,24 @@ class FimPromptBuilder:
             anchor = start
         return anchor
 
+    def _after_block(self, backend: Tokenizer, text: str, offset: int, budget: int) -> list[int]:
+        """Whole lines after the cursor's line that fit in ``budget`` tokens, and a blank line."""
+        start = after_start(text, offset)
+        if budget <= 0 or start >= len(text):
+            return []
+        window = text[start : start + budget * _CHARS_PER_TOKEN_BOUND]
+        key = (window, budget)
+        if self._after is not None and self._after[0] == key:
+            return self._after[1]
+        tokens = backend.tokenize(window)
+        if len(tokens) > budget:  # cut at the last line end that fits, so no line is cut in two
+            kept = backend.detokenize(tokens[:budget])
+            cut = kept.rfind("\n")
+            window = kept[: cut + 1] if cut >= 0 else kept
+        block = backend.tokenize(window.rstrip("\n") + "\n\n") if window.strip() else []
+        self._after = (key, block)
+        return block
+
     @staticmethod
     def _suffix_tokens(backend: Tokenizer, text: str, offset: int, budget: int) -> list[int]:
         if budget <= 0 or offset >= len(text):
@@ -173,3 +200,9 @@ class FimPromptBuilder:
 
 def _is_line_start(text: str, offset: int) -> bool:
     return offset == 0 or (0 < offset <= len(text) and text[offset - 1] == "\n")
+
+
+def after_start(text: str, offset: int) -> int:
+    """Where the text after the cursor's line starts (``len(text)`` on the last line)."""
+    end = text.find("\n", offset)
+    return len(text) if end < 0 else end + 1

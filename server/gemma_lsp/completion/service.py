@@ -16,7 +16,7 @@ from gemma_lsp.engine import EngineManager, GenerationLimits, GenerationRequest,
 
 from .cache import CompletionCache, TypeAhead, prompt_key
 from .context import Chunk, RetrievalCache, Retriever, RingContext
-from .fim import FimPromptBuilder, FimWindows
+from .fim import FimPromptBuilder, FimWindows, after_start
 from .lines import suggestion_lines, whole_part
 from .postprocess import postprocess
 
@@ -80,8 +80,9 @@ class CompletionService:
         self.ring = RingContext(initial.extra_context_chunks, initial.extra_context_lines)
         self._active: tuple[str, str, int, str | None] | None = None  # the last completion's place
         self._prefetch_task: asyncio.Task | None = None
-        # The document whose full-window prompt the KV cache holds (or is filling in the background).
-        self._warm_uri: str | None = None
+        # Where the KV cache holds (or is filling in the background) a full-window prompt: the
+        # document and the text after the cursor's line (what the prompt puts first, see _place).
+        self._warm: tuple[str, int] | None = None
         self._grow_task: asyncio.Task | None = None
         self._growing: str | None = None  # the document the pending grow is for
         self._retrieval: RetrievalCache | None = None
@@ -112,20 +113,31 @@ class CompletionService:
             return
         uri, text, offset, path = self._active
         settings = self._settings()
-        if await self._engine.prefetch(self._prompt(uri, text, offset, path, settings, settings.prefix_tokens)):
-            self._warm_uri = uri
+        if await self._engine.prefetch(self._prompt(uri, text, offset, path, settings, full=True)):
+            self._warm = self._place(uri, text, offset)
 
-    def _prefix_budget(self, uri: str, settings: CompletionSettings) -> int:
-        """The full prefix window when the KV cache holds this document's prompt, else the cold one.
+    @staticmethod
+    def _place(uri: str, text: str, offset: int) -> tuple[str, int]:
+        """What decides whether a full-window prompt evaluated before can be reused: the document
+        and the text after the cursor's line, which the prompt's suffix part holds. Typing on the
+        line keeps it; moving to another line changes it."""
+        return uri, hash(text[after_start(text, offset) :])
 
-        A cold request (a file just opened, or the cache filled by another file) would pay the
-        prefill of the whole window, ~1,000 tokens and seconds on a laptop CPU, before the first
-        token. It is answered from a short window instead, and the full window is evaluated in
+    def _windows(self, warm: bool, settings: CompletionSettings) -> tuple[int, int]:
+        """(prefix, suffix) token windows: the full ones when the KV cache holds a full prompt for
+        this place (``warm``), else the cold ones.
+
+        A cold request (a file just opened, the cursor moved to another line, or the cache filled
+        by another file) would pay the prefill of the whole windows, ~2,000 tokens and seconds on
+        a laptop CPU, before the first token. It is answered from short windows instead, and the full window is evaluated in
         the background afterwards (any keystroke pre-empts that), so the requests after it get
         the whole context at the cost of a few tokens each.
         """
-        full, cold = settings.prefix_tokens, settings.cold_prefix_tokens
-        return full if cold <= 0 or cold >= full or self._warm_uri == uri else cold
+        full = settings.prefix_tokens, settings.suffix_tokens
+        cold = settings.cold_prefix_tokens, min(settings.cold_suffix_tokens, settings.suffix_tokens)
+        if warm or settings.cold_prefix_tokens <= 0 or cold == full:
+            return full
+        return min(cold[0], full[0]), cold[1]
 
     def _grow(self, uri: str, text: str, offset: int, path: str | None) -> None:
         """Evaluate the full-window prompt in the background once the user pauses.
@@ -138,8 +150,8 @@ class CompletionService:
         async def grow() -> None:
             settings = self._settings()
             await asyncio.sleep(settings.grow_after_ms / 1000)
-            if await self._engine.prefetch(self._prompt(uri, text, offset, path, settings, settings.prefix_tokens)):
-                self._warm_uri = uri
+            if await self._engine.prefetch(self._prompt(uri, text, offset, path, settings, full=True)):
+                self._warm = self._place(uri, text, offset)
 
         self._cancel_grow()
         self._growing = uri
@@ -151,10 +163,18 @@ class CompletionService:
             self._grow_task = None
 
     def _prompt(
-        self, uri: str, text: str, offset: int, path: str | None, settings: CompletionSettings, prefix_tokens: int
+        self,
+        uri: str,
+        text: str,
+        offset: int,
+        path: str | None,
+        settings: CompletionSettings,
+        full: bool = False,
+        windows: tuple[int, int] | None = None,
     ):
+        prefix_tokens, suffix_tokens = self._windows(True, settings) if full or windows is None else windows
         windows = FimWindows(
-            prefix_tokens, settings.suffix_tokens, settings.fim_order, settings.extra_context_tokens,
+            prefix_tokens, suffix_tokens, settings.fim_order, settings.extra_context_tokens,
             heal=settings.token_healing,
         )
         # Retrieved chunks first (they change least often), then the ring's, newest last.
@@ -165,8 +185,10 @@ class CompletionService:
         """The document closed: drop its state and cancel its unfinished request."""
         if self._growing == uri:
             self._cancel_grow()
-        if self._warm_uri == uri:
-            self._warm_uri = None
+        if self._warm is not None and self._warm[0] == uri:
+            self._warm = None
+        if self._active is not None and self._active[0] == uri:
+            self._active = None  # nothing to evaluate ahead for a closed document
         self._fim.forget(uri)
         self._type_ahead.forget(uri)
         self._engine.cancel_key(uri)
@@ -205,9 +227,10 @@ class CompletionService:
             self._retrieved = await self._retrieval.chunks(
                 text, offset, settings.extra_context_tokens // 2, settings.retrieval_timeout_ms / 1000
             )
-        budget = self._prefix_budget(uri, settings)
+        place = self._place(uri, text, offset)
+        windows = self._windows(self._warm == place, settings)
         key = prompt_key(
-            text, offset, budget, settings.suffix_tokens,
+            text, offset, *windows,
             (path, settings.model_dump_json(), self.ring.version if settings.extra_context_tokens else 0,
              tuple(self._retrieved)),
         )
@@ -219,7 +242,7 @@ class CompletionService:
 
         lines = suggestion_lines(text, offset, language, settings.max_lines)
         request = GenerationRequest(
-            prompt=self._prompt(uri, text, offset, path, settings, budget),
+            prompt=self._prompt(uri, text, offset, path, settings, windows=windows),
             sampling=self._sampling(settings),
             limits=GenerationLimits(
                 max_tokens=settings.max_tokens,
@@ -229,10 +252,11 @@ class CompletionService:
             key=uri,
         )
         result = await self._engine.generate(request)
-        if budget == settings.prefix_tokens or self._fim.from_start:  # the full window would be the same
-            self._warm_uri = uri
+        full = self._windows(True, settings)
+        if windows == full or (self._fim.from_start and windows[1] >= full[1]):  # the full window is the same
+            self._warm = place
         else:
-            self._warm_uri = None
+            self._warm = None
             self._grow(uri, text, offset, path)
         result.text = whole_part(result.text, result.stop_reason, lines)
         self._cache.put(key, result.text)
@@ -247,7 +271,8 @@ class CompletionService:
             "threads": result.threads,
             "stop_reason": result.stop_reason,
             "prompt_mode": self._fim.mode,
-            "prefix_window": budget,
+            "prefix_window": windows[0],
+            "suffix_window": windows[1],
         }
         return finish(result.text, "engine", engine)
 

@@ -103,7 +103,14 @@ class CompletionSettings(_Section):
 
     enabled: bool = True
     prefix_tokens: int = Field(default=1024, ge=16, description="Tokens of text before the cursor in the prompt.")
-    suffix_tokens: int = Field(default=256, ge=0, description="Tokens of text after the cursor in the prompt.")
+    suffix_tokens: int = Field(
+        default=1024,
+        ge=0,
+        description=(
+            "Tokens of text after the cursor in the prompt (a model without FIM tokens gets whole lines after the "
+            "cursor's line, placed before the text that leads to the cursor)."
+        ),
+    )
     cold_prefix_tokens: int = Field(
         default=256,
         ge=0,
@@ -111,6 +118,11 @@ class CompletionSettings(_Section):
             "Prefix window of a request the KV cache holds nothing for (a file just opened): answered fast from "
             "this many tokens, while the full window is evaluated in the background; 0 = always the full window."
         ),
+    )
+    cold_suffix_tokens: int = Field(
+        default=256,
+        ge=0,
+        description="Suffix window of a request the KV cache holds nothing for (see cold_prefix_tokens).",
     )
     extra_context_tokens: int = Field(
         default=1024, ge=0, description="Tokens of chunks from recently used files placed before the current one."
