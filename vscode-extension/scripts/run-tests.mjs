@@ -6,7 +6,7 @@
  *   node scripts/run-tests.mjs out/test/unit out/test/integration
  */
 import { spawnSync } from 'node:child_process';
-import { mkdtempSync, readdirSync, readFileSync, statSync } from 'node:fs';
+import { mkdtempSync, readdirSync, readFileSync, rmSync, statSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 
@@ -33,7 +33,8 @@ if (files.length === 0) {
   console.error(`no test files (*.test.js) under ${dirs.join(', ')}: failing`);
   process.exit(1);
 }
-const tap = join(mkdtempSync(join(tmpdir(), 'gemma-tests-')), 'report.tap');
+const reportDir = mkdtempSync(join(tmpdir(), 'gemma-tests-'));
+const tap = join(reportDir, 'report.tap');
 const started = Date.now();
 const run = spawnSync(
   process.execPath,
@@ -41,6 +42,7 @@ const run = spawnSync(
   { stdio: 'inherit' },
 );
 const report = readFileSync(tap, 'utf8');
+rmSync(reportDir, { recursive: true, force: true });
 const count = (name) => Number((report.match(new RegExp(`^# ${name} (\\d+)$`, 'm')) ?? [])[1] ?? 0);
 const tests = count('tests');
 const failed = count('fail') + count('cancelled');

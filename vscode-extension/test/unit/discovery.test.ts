@@ -2,12 +2,17 @@ import assert from 'node:assert/strict';
 import * as fs from 'node:fs';
 import * as os from 'node:os';
 import * as path from 'node:path';
-import { test } from 'node:test';
+import { after, test } from 'node:test';
 
 import { findServer, type DiscoveryInput } from '../../src/discovery';
 
+const made: string[] = [];
+after(() => made.forEach((dir) => fs.rmSync(dir, { recursive: true, force: true })));
+
 function tempDir(): string {
-  return fs.mkdtempSync(path.join(os.tmpdir(), 'gemma-discovery-'));
+  const dir = fs.mkdtempSync(path.join(os.tmpdir(), 'gemma-discovery-'));
+  made.push(dir);
+  return dir;
 }
 
 function executable(file: string, mode = 0o755): string {
