@@ -91,5 +91,6 @@ def test_every_section_refuses_unknown_keys_and_the_model_names_its_backend():
         section = resolve(schema, schema["properties"][name])
         assert section.get("additionalProperties") is False, name
     model = dict(leaves(schema, schema))
-    assert model["model.backend"]["const"] == "llama.cpp"
-    assert set(resolve(schema, schema["properties"]["model"])["properties"]) >= {"path", "n_ctx", "n_threads"}
+    assert model["model.backend"]["enum"] == ["llama.cpp", "openai"] and model["model.backend"]["default"] == "llama.cpp"
+    assert set(resolve(schema, schema["properties"]["model"])["properties"]) >= {"path", "n_ctx", "n_threads", "base_url"}
+    assert model["model.base_url"]["description"].startswith("(openai backend) ") and "default" not in model["model.base_url"]

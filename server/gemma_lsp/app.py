@@ -69,7 +69,7 @@ class Services:
         self._embedder = embedder
         self.engine = EngineManager(settings.model, backend_factory)
         self.completions = CompletionService(
-            self.engine, lambda: self.settings.completion, self.completion_sampling, retriever=self._retrieve
+            self.engine, self._completion_settings, self.completion_sampling, retriever=self._retrieve
         )
         self.prompts: PromptLibrary = library_for(settings.prompts)
         self.memory: MemoryService | None = self._build_memory(settings) if memory else None
@@ -108,11 +108,26 @@ class Services:
                 embedder = GgufEmbedder(settings.memory.embedding_model)
             except ModelUnavailable as exc:
                 self.notify("warning", f"{exc} Memories use lexical search only.")
+        elif embedder is None and _remote_embedding(settings) is not None:
+            from gemma_lsp.engine.remote_embedder import RemoteEmbedder
+
+            try:
+                embedder = RemoteEmbedder(settings.model)
+            except ModelUnavailable as exc:
+                self.notify("warning", f"{exc} Memories use lexical search only.")
         return MemoryService(
             settings.memory, settings.index, self.root, embedder=embedder,
             on_degraded=lambda message: self.notify("warning", message),
             on_recovered=lambda: self.notify("info", "Memories are back."),
         )
+
+    def _completion_settings(self) -> CompletionSettings:
+        """The completion settings; token healing is off on a remote server (it needs the first
+        generated token constrained to the typed text, which no server offers)."""
+        completion = self.settings.completion
+        if self.settings.model.backend != "llama.cpp" and completion.token_healing:
+            return completion.model_copy(update={"token_healing": False})
+        return completion
 
     def completion_sampling(self, completion: CompletionSettings) -> SamplingSpec:
         """The completion preset's sampler specs, seeded (the same prompt gives the same text)."""
@@ -147,7 +162,10 @@ class Services:
         prompts = settings.prompts.dirs != old.prompts.dirs
         if prompts:
             self.prompts = library_for(settings.prompts)
-        memory = self._with_memory and (settings.memory != old.memory or settings.index != old.index)
+        memory = self._with_memory and (
+            settings.memory != old.memory or settings.index != old.index
+            or _remote_embedding(settings) != _remote_embedding(old)
+        )
         if memory:
             previous, self.memory = self.memory, self._build_memory(settings)
             if previous is not None:
@@ -178,6 +196,15 @@ class Services:
         except MemoryUnavailable as exc:
             log.warning("prompt %s without memories: %s", name, exc)
             return await render_prompt(self.prompts, name, inputs, None)
+
+
+def _remote_embedding(settings: Settings) -> tuple[str, ...] | None:
+    """The remote servers and model that embed memories, when the model's settings name one."""
+    model = settings.model
+    name = getattr(model, "embedding_model", None)
+    if name is None or settings.memory.embedding_model is not None:
+        return None
+    return (name, *model.urls, str(model.api_key_env), str(model.api_key_file))
 
 
 class MemoryTurns:

@@ -113,7 +113,7 @@ def test_the_model_section_is_the_llama_cpp_backends_by_default():
 
 
 def test_an_unknown_backend_is_named_with_the_known_ones():
-    with pytest.raises(ConfigError, match=r"model\.backend: there is no backend 'vllm' \(known: 'llama.cpp'\)"):
+    with pytest.raises(ConfigError, match=r"model\.backend: there is no backend 'vllm' \(known: 'llama.cpp', 'openai'\)"):
         apply_layer(Settings(), {"model": {"backend": "vllm"}})
 
 

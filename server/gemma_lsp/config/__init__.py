@@ -9,6 +9,7 @@ from .models import (
     LlamaCppModelSettings,
     LogSettings,
     ModelSettings,
+    OpenAIModelSettings,
     PromptSettings,
     Settings,
 )
@@ -37,6 +38,7 @@ __all__ = [
     "ChatSettings",
     "LlamaCppModelSettings",
     "ModelSettings",
+    "OpenAIModelSettings",
     "PromptSettings",
     "SamplingSettings",
     "Settings",

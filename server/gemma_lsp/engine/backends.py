@@ -8,7 +8,7 @@ from __future__ import annotations
 
 from collections.abc import Callable
 
-from gemma_lsp.config import LlamaCppModelSettings, ModelSettings
+from gemma_lsp.config import LlamaCppModelSettings, ModelSettings, OpenAIModelSettings
 from gemma_lsp.errors import ModelUnavailable
 
 from .runtime import ProgressCallback, Runtime
@@ -21,8 +21,15 @@ def _llama_cpp(settings: LlamaCppModelSettings, progress: ProgressCallback) -> R
     return TokenLoopRuntime(LlamaCppBackend.load(settings, progress))
 
 
+def _openai(settings: OpenAIModelSettings, progress: ProgressCallback) -> Runtime:
+    from .remote import load_remote
+
+    return load_remote(settings, progress)
+
+
 LOADERS: dict[str, Callable[[ModelSettings, ProgressCallback], Runtime]] = {
     "llama.cpp": _llama_cpp,
+    "openai": _openai,
 }
 
 

@@ -127,6 +127,11 @@ class EngineManager:
     def load_error(self) -> str | None:
         return str(self._load_error) if self._load_error else None
 
+    def status(self) -> dict[str, Any] | None:
+        """What the loaded runtime tells of itself (a remote one: its servers), or None."""
+        report = getattr(self._runtime, "status", None)
+        return report() if report is not None else None
+
     def set_progress_callback(self, callback: ProgressCallback | None) -> None:
         """Called (on the worker thread) with load progress; the server turns it into LSP progress."""
         self._progress = callback

@@ -56,6 +56,8 @@ class ModelFeature(LanguageFeature):
         try:
             info = await engine.load()
             end = f"{info.architecture}, {info.n_params / 1e6:.1f}M parameters, context {info.n_ctx}"
+            if not info.n_params:  # a remote server's model: where it is served
+                end = f"served by {info.path}, context {info.n_ctx}"
         except ModelUnavailable as exc:
             end = "failed"
             server.report_unavailable(exc)
@@ -71,6 +73,8 @@ class ModelFeature(LanguageFeature):
         info = engine.info
         return {
             "loaded": engine.loaded,
+            "backend": engine.settings.backend,
+            "remote": engine.status(),
             "model": dataclasses.asdict(info) if info else None,
             "load_error": engine.load_error,
             **dataclasses.asdict(engine.stats),
