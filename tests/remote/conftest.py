@@ -21,7 +21,7 @@ from gemma_lsp.engine.testserver import OpenAIServer
 from misbehaving import Misbehaving
 
 
-def _server_extra_installed() -> None:
+def server_extra_installed() -> None:
     if importlib.util.find_spec("uvicorn") is None or importlib.util.find_spec("sse_starlette") is None:
         reason = "llama-cpp-python's [server] extra is not installed (`make install-dev` installs it)"
         if os.environ.get("CI", "").lower() == "true":
@@ -32,7 +32,7 @@ def _server_extra_installed() -> None:
 @pytest.fixture(scope="session")
 def openai_server(tiny_model: Path, tmp_path_factory: pytest.TempPathFactory):
     """One server for every test that only sends it requests."""
-    _server_extra_installed()
+    server_extra_installed()
     server = OpenAIServer(tiny_model, log_path=tmp_path_factory.mktemp("openai") / "server.log", n_threads=1)
     server.start()
     yield server
@@ -42,7 +42,7 @@ def openai_server(tiny_model: Path, tmp_path_factory: pytest.TempPathFactory):
 @pytest.fixture
 def start_server(tiny_model: Path, tmp_path: Path):
     """Start a server of one's own (killed at the end of the test): ``start_server(**options)``."""
-    _server_extra_installed()
+    server_extra_installed()
     started: list[OpenAIServer] = []
 
     def start(model: Path | None = None, **options) -> OpenAIServer:
