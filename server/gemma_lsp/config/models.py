@@ -8,8 +8,9 @@ from __future__ import annotations
 
 from pathlib import Path
 from typing import Annotated, Any, Literal, Union
+from urllib.parse import urlsplit
 
-from pydantic import BaseModel, BeforeValidator, ConfigDict, Field, model_validator
+from pydantic import BaseModel, BeforeValidator, ConfigDict, Field, field_validator, model_validator
 
 from .memory import IndexSettings, MemorySettings
 from .sampling import SamplingSettings
@@ -83,6 +84,111 @@ class LlamaCppModelSettings(BackendSettings):
         return self.path.name if self.path is not None else DEFAULT_MODEL
 
 
+class OpenAIModelSettings(BackendSettings):
+    """A Gemma model served by an OpenAI-compatible inference server (``backend = "openai"``): llama.cpp's
+    llama-server, vLLM, Ollama or TGI, on this machine or a shared one."""
+
+    backend: Literal["openai"] = "openai"
+    base_url: str | None = Field(
+        default=None, description="The server's OpenAI API root, e.g. http://gpu-box:8080/v1."
+    )
+    base_urls: list[str] = Field(
+        default_factory=list,
+        description=(
+            "Several servers of the same model (with or instead of base_url): each is health-checked, a request goes "
+            "to the least-loaded healthy one, a document's completions stay on one while it is healthy."
+        ),
+    )
+    model: str | None = Field(
+        default=None, description="The model's name on the server; none = the first one its /models lists."
+    )
+    api_key_env: str | None = Field(
+        default=None,
+        description="The environment variable that holds the API key (sent as a Bearer token to these servers only).",
+    )
+    api_key_file: Path | None = Field(
+        default=None, description="A file whose first line is the API key (instead of api_key_env)."
+    )
+    verify_tls: bool = Field(default=True, description="Check the server's TLS certificate (https:// URLs).")
+    ca_file: Path | None = Field(
+        default=None, description="A PEM file of the certificate authorities to trust (a team's own CA); none = the system's."
+    )
+    connect_timeout_s: float = Field(default=2.0, gt=0, le=120, description="Longest wait for a connection.")
+    timeout_s: float = Field(
+        default=30.0, gt=0, le=3600,
+        description="Longest wait for the server's next bytes, the first piece of an answer included.",
+    )
+    max_connections: int = Field(default=8, ge=1, le=256, description="Connections kept open per server (keep-alive).")
+    health_interval_s: float = Field(
+        default=2.0, gt=0, le=3600, description="How often each server is checked in the background."
+    )
+    fim: Literal["auto", "tokens", "none"] = Field(
+        default="auto",
+        description=(
+            "Completion prompts: tokens = FIM prompts with the model's FIM tokens written as text; none = the text "
+            "before the cursor only; auto = FIM when the server's tokenizer knows the FIM tokens."
+        ),
+    )
+    tokenizer: str = Field(
+        default="approximate",
+        description=(
+            "What sizes prompt windows: approximate (about one token per word piece, on the safe side), or a GGUF "
+            "file or named model (gemma3-270m) with the served model's vocabulary, read locally for exact counts."
+        ),
+    )
+    embedding_model: str | None = Field(
+        default=None,
+        description=(
+            "A model on the same servers for dense retrieval of memories through /v1/embeddings "
+            "(when memory.embedding_model is not set); none = no remote embeddings."
+        ),
+    )
+
+    @field_validator("base_url")
+    @classmethod
+    def _one_url(cls, value: str | None) -> str | None:
+        return None if value is None else _check_url(value)
+
+    @field_validator("base_urls")
+    @classmethod
+    def _each_url(cls, value: list[str]) -> list[str]:
+        for url in value:
+            try:
+                _check_url(url)
+            except ValueError:
+                raise ValueError(f"{url!r} is not an http:// or https:// URL") from None
+        return [_check_url(url) for url in value]
+
+    @model_validator(mode="after")
+    def _a_server_and_one_key_source(self) -> "OpenAIModelSettings":
+        if not self.urls:
+            raise ValueError("set base_url (or base_urls) to the server's OpenAI API root, e.g. http://gpu-box:8080/v1")
+        if self.api_key_env is not None and self.api_key_file is not None:
+            raise ValueError("set api_key_env or api_key_file, not both")
+        return self
+
+    @property
+    def urls(self) -> list[str]:
+        """Every endpoint once, in order: base_url first, then base_urls."""
+        found: list[str] = []
+        for url in ([self.base_url] if self.base_url else []) + self.base_urls:
+            if url not in found:
+                found.append(url)
+        return found
+
+    @property
+    def label(self) -> str | None:
+        hosts = ", ".join(urlsplit(url).netloc for url in self.urls)
+        return f"{self.model} on {hosts}" if self.model else hosts
+
+
+def _check_url(url: str) -> str:
+    parts = urlsplit(url.strip())
+    if parts.scheme not in ("http", "https") or not parts.netloc:
+        raise ValueError("must be an http:// or https:// URL such as http://gpu-box:8080/v1")
+    return url.strip().rstrip("/")
+
+
 def _default_backend(value: Any) -> Any:
     """A ``[model]`` section without ``backend`` is llama.cpp's."""
     if isinstance(value, dict) and "backend" not in value:
@@ -92,7 +198,7 @@ def _default_backend(value: Any) -> Any:
 
 # The ``[model]`` section: one settings class per backend, told apart by ``backend``. A new
 # backend adds its class here (and its runtime to ``engine/backends.py``).
-BACKENDS: dict[str, type[BackendSettings]] = {"llama.cpp": LlamaCppModelSettings}
+BACKENDS: dict[str, type[BackendSettings]] = {"llama.cpp": LlamaCppModelSettings, "openai": OpenAIModelSettings}
 ModelSettings = Annotated[
     Union[tuple(BACKENDS.values())], Field(discriminator="backend"), BeforeValidator(_default_backend)
 ]
