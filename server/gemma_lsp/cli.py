@@ -25,6 +25,9 @@ def _parser() -> argparse.ArgumentParser:
     d = sub.add_parser("demo", help="start the server and drive it as an editor would")
     d.add_argument("--model", help="a Gemma GGUF file, a named model (gemma3-270m, the default) or 'random' "
                    "(a tiny model with random weights)")
+    d.add_argument("--base-url", action="append", metavar="URL",
+                   help="the model on an OpenAI-compatible server instead (its API root, e.g. http://gpu-box:8080/v1; "
+                   "repeat for several)")
 
     m = sub.add_parser("make-test-model", help="write a random-weight Gemma-family GGUF for tests")
     m.add_argument("--arch", choices=["gemma", "gemma2", "gemma3", "gemma-embedding"], default="gemma3")
@@ -100,7 +103,7 @@ def _serve(args: argparse.Namespace) -> int:
     from gemma_lsp.lsp import create_server
 
     _configure_logging(args.verbose, args.log_file)
-    overrides = {"model": {"path": str(args.model)}} if args.model else {}
+    overrides = {"model": {"backend": "llama.cpp", "path": str(args.model)}} if args.model else {}
     level = logging.WARNING if args.verbose == 0 else logging.INFO if args.verbose == 1 else logging.DEBUG
     server = create_server(config_path=args.config or default_config_path(), overrides=overrides, cli_log_level=level)
     if args.tcp:
@@ -332,7 +335,7 @@ def main(argv: list[str] | None = None) -> int:
     if args.command == "demo":
         from gemma_lsp.demo import run_demo
 
-        return run_demo(args.model)
+        return run_demo(args.model, args.base_url)
     if args.command == "bench":
         return _bench(args)
     if args.command == "protocol":

@@ -41,8 +41,8 @@ def demo_model_path() -> Path:
 RANDOM = "random"  # --model random: the tiny random-weight test model
 
 
-def run_demo(model: str | None) -> int:
-    return asyncio.run(_demo(model))
+def run_demo(model: str | None, base_urls: list[str] | None = None) -> int:
+    return asyncio.run(_demo(model, base_urls or []))
 
 
 def _choose_model(model: str | None) -> str:
@@ -71,11 +71,15 @@ def _choose_model(model: str | None) -> str:
     return model
 
 
-async def _demo(model: str | None) -> int:
+async def _demo(model: str | None, base_urls: list[str]) -> int:
     from gemma_lsp.lsp.client import EditorSession, file_uri
 
     started = time.perf_counter()
-    model = _choose_model(model)
+    if base_urls:
+        print(f"Model: the one served by {', '.join(base_urls)} (the remote backend)\n")
+        model_settings = {"backend": "openai", "base_url": base_urls[0], "base_urls": base_urls[1:]}
+    else:
+        model_settings = {"backend": "llama.cpp", "path": _choose_model(model)}
 
     workdir = Path(tempfile.mkdtemp(prefix="gemma-lsp-demo-"))
     source = workdir / "sample.py"
@@ -84,7 +88,7 @@ async def _demo(model: str | None) -> int:
 
     # Memories in the embedded store (SQLite), kept inside the demo's folder.
     settings = {
-        "model": {"path": model},
+        "model": model_settings,
         "completion": {"max_tokens": 24, "max_lines": 3},
         "memory": {"sqlite_path": str(workdir / "memories.sqlite3"), "journal_dir": str(workdir / "journal")},
     }
@@ -139,8 +143,11 @@ async def _demo(model: str | None) -> int:
 
         info = stats.get("model") or {}
         print("\nTimings")
-        print(f"  model load:        {stats.get('last_load_ms') or 0:.0f} ms "
-              f"({info.get('architecture')}, {info.get('n_params', 0) / 1e6:.2f}M parameters)")
+        if stats.get("remote"):
+            print(f"  connect:           {stats.get('last_load_ms') or 0:.0f} ms (backend {stats.get('backend')})")
+        else:
+            print(f"  model load:        {stats.get('last_load_ms') or 0:.0f} ms "
+                  f"({info.get('architecture')}, {info.get('n_params', 0) / 1e6:.2f}M parameters)")
         print(f"  first result:      {first_result_ms:.0f} ms after start (server start, initialize, load included)")
     finally:
         await session.stop()
@@ -165,6 +172,20 @@ async def _show_prompt(session, uri: str) -> None:
 def _how_served(stats: dict) -> str:
     last = (stats.get("completion") or {}).get("last") or {}
     source = last.get("source")
+    remote = stats.get("remote")
+    if source == "engine" and remote:
+        request = remote.get("last_request") or {}
+        servers = "; ".join(
+            f"{e['url']} {e['state']}"
+            + (f", {e['latency_ms']:.1f} ms to the first byte" if e.get("latency_ms") is not None else "")
+            + (f" ({e['last_error']})" if e.get("last_error") else "")
+            for e in remote.get("endpoints") or []
+        )
+        return (
+            f"from {request.get('endpoint')} ({remote.get('server') or 'an OpenAI-compatible server'}, "
+            f"model {remote.get('model')}): {last.get('engine_ms', 0):.1f} ms, ~{last.get('prompt_tokens')} prompt "
+            f"tokens, {last.get('tokens_generated')} pieces; prompt: {last.get('prompt_mode')}\n  servers: {servers}"
+        )
     if source == "engine":
         mode = {"prefix": "the text before the cursor (the model has no FIM tokens)",
                 "fim-spm": "fill-in-the-middle, suffix first", "fim-psm": "fill-in-the-middle, prefix first"}

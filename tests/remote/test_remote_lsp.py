@@ -72,10 +72,10 @@ async def test_an_editor_on_a_shared_server_survives_the_server_dying(start_serv
         stats = await session.stats()
         assert stats["remote"]["endpoints"][0]["state"] == "down"
         down = [m for m in session.messages if "inference server" in m]
-        assert down == [  # once, though two completions were answered empty
+        assert down == [  # once, though two completions were answered empty (messages: see below)
             f"gemma-lsp: No inference server answers ({server.url} refused the connection); "
             "completions resume by themselves when it is back."
-        ]
+        ], session.messages
 
         server.start()
         await wait_for_stats(session, lambda s: s["remote"]["endpoints"][0]["state"] == "up")
@@ -86,3 +86,18 @@ async def test_an_editor_on_a_shared_server_survives_the_server_dying(start_serv
     finally:
         await session.stop()
     assert key not in log_file.read_text() and "openai" in log_file.read_text()
+
+
+def test_the_demo_runs_on_a_shared_server_and_shows_its_status(openai_server):
+    import subprocess
+    import sys
+
+    proc = subprocess.run(
+        [sys.executable, "-m", "gemma_lsp", "demo", "--base-url", openai_server.url],
+        capture_output=True, text=True, timeout=180,
+    )
+    assert proc.returncode == 0, proc.stderr
+    assert f"Model: the one served by {openai_server.url} (the remote backend)" in proc.stdout
+    assert f"  from {openai_server.url} (llama-cpp-python, model " in proc.stdout
+    assert f"  servers: {openai_server.url} up, " in proc.stdout and "ms to the first byte" in proc.stdout
+    assert "(backend openai)" in proc.stdout

@@ -308,10 +308,15 @@ class RemoteRuntime:
     async def _check(self, endpoint: Endpoint) -> str | None:
         """None when the server answers HTTP at all (a server without ``/health`` answers 404)."""
         timeout = httpx.Timeout(max(2.0, self.settings.connect_timeout_s), connect=self.settings.connect_timeout_s)
-        try:
-            response = await self._client.get(endpoint.root + "/health", headers=self._auth, timeout=timeout)
-        except httpx.HTTPError as exc:
-            return describe_exception(exc, self.settings, answered=False)
+        for attempt in (1, 2):  # the second on a new connection, if a kept-alive one was closed
+            try:
+                response = await self._client.get(endpoint.root + "/health", headers=self._auth, timeout=timeout)
+                break
+            except (httpx.RemoteProtocolError, httpx.ReadError, httpx.WriteError) as exc:
+                if attempt == 2:
+                    return describe_exception(exc, self.settings, answered=False)
+            except httpx.HTTPError as exc:
+                return describe_exception(exc, self.settings, answered=False)
         if response.status_code < 500:
             return None
         detail = server_message(response.text)
@@ -569,41 +574,57 @@ class RemoteRuntime:
         raise _Failure(f"answered HTTP {status}{detail}", down=False, fatal=True)
 
     async def _stream(self, url: str, payload: bytes, out: queue.SimpleQueue) -> None:
-        """POST ``payload`` and put what comes back on ``out``, event by event (runs on the loop)."""
+        """POST ``payload`` and put what comes back on ``out``, event by event (runs on the loop).
+
+        A kept-alive connection the server closed meanwhile (it stopped, or dropped idle
+        connections) fails before any answer: the request is sent once more, on a new connection,
+        so what is reported is what the server does now."""
         headers = {"Content-Type": "application/json", "Accept": "text/event-stream", **self._auth}
+        answered: list[bool] = []
         try:
-            async with self._client.stream("POST", url, content=payload, headers=headers) as response:
-                content_type = response.headers.get("content-type", "")
-                out.put(("head", response.status_code, content_type))
-                if response.status_code >= 400 or "text/event-stream" not in content_type:
-                    raw = bytearray()
-                    async for chunk in response.aiter_bytes():
-                        raw += chunk
-                        if len(raw) > _MAX_ERROR_BODY:
-                            break
-                    out.put(("body", response.status_code, raw.decode("utf-8", "replace")))
-                    return
-                data: list[str] = []
-                async for line in response.aiter_lines():
-                    if not line:
-                        if data:
-                            out.put(("data", "\n".join(data)))
-                            data = []
-                    elif line.startswith("data:"):
-                        value = line[5:]
-                        data.append(value[1:] if value.startswith(" ") else value)
-                    elif line.startswith((":", "event:", "id:", "retry:")):
-                        continue
-                    else:
-                        out.put(("garbage", line))
-                        return
-                if data:
-                    out.put(("data", "\n".join(data)))
-                out.put(("eof",))
+            try:
+                await self._post(url, payload, headers, out, answered)
+            except (httpx.RemoteProtocolError, httpx.ReadError, httpx.WriteError):
+                if answered:
+                    raise
+                await self._post(url, payload, headers, out, answered)
         except asyncio.CancelledError:
             raise
         except Exception as exc:  # noqa: BLE001 - the worker says what it means
             out.put(("exc", exc))
+
+    async def _post(
+        self, url: str, payload: bytes, headers: dict[str, str], out: queue.SimpleQueue, answered: list[bool]
+    ) -> None:
+        async with self._client.stream("POST", url, content=payload, headers=headers) as response:
+            answered.append(True)
+            content_type = response.headers.get("content-type", "")
+            out.put(("head", response.status_code, content_type))
+            if response.status_code >= 400 or "text/event-stream" not in content_type:
+                raw = bytearray()
+                async for chunk in response.aiter_bytes():
+                    raw += chunk
+                    if len(raw) > _MAX_ERROR_BODY:
+                        break
+                out.put(("body", response.status_code, raw.decode("utf-8", "replace")))
+                return
+            data: list[str] = []
+            async for line in response.aiter_lines():
+                if not line:
+                    if data:
+                        out.put(("data", "\n".join(data)))
+                        data = []
+                elif line.startswith("data:"):
+                    value = line[5:]
+                    data.append(value[1:] if value.startswith(" ") else value)
+                elif line.startswith((":", "event:", "id:", "retry:")):
+                    continue
+                else:
+                    out.put(("garbage", line))
+                    return
+            if data:
+                out.put(("data", "\n".join(data)))
+            out.put(("eof",))
 
 
 class _Answer:
