@@ -16,7 +16,7 @@ from typing import Any
 
 class Misbehaving:
     """``mode``: "ok" (a proper stream), "garbage", "not_json", "slow", "status", "reject",
-    "cut" (a stream that stops without its end), "health_500"."""
+    "cut" (a stream that stops without its end), "redirect" (to ``location``), "health_500"."""
 
     def __init__(self) -> None:
         self.mode = "ok"
@@ -24,6 +24,7 @@ class Misbehaving:
         self.status_body = '{"error": {"message": "the GPU caught fire"}}'
         self.delay_s = 5.0
         self.rejects = "top_k"  # the field "reject" refuses
+        self.location = ""  # where "redirect" sends a request
         self.requests: list[dict[str, Any]] = []
         self.headers: list[dict[str, str]] = []
         owner = self
@@ -64,6 +65,11 @@ class Misbehaving:
                 mode = owner.mode
                 if mode == "status":
                     self._send(owner.status, owner.status_body)
+                elif mode == "redirect":
+                    self.send_response(307)
+                    self.send_header("Location", owner.location + self.path.removeprefix("/v1"))
+                    self.send_header("Content-Length", "0")
+                    self.end_headers()
                 elif mode == "reject" and owner.rejects in body:
                     message = f"Unrecognized request argument supplied: {owner.rejects}"
                     self._send(400, json.dumps({"error": {"message": message, "type": "invalid_request_error"}}))

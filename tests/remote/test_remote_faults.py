@@ -291,3 +291,24 @@ async def test_a_wrong_api_root_names_what_is_missing(openai_server):
         )
     finally:
         await manager.close()
+
+
+async def test_a_redirect_is_not_followed_so_the_key_goes_nowhere_else(misbehaving, monkeypatch):
+    from misbehaving import Misbehaving
+
+    elsewhere = Misbehaving().start()
+    try:
+        misbehaving.mode, misbehaving.location = "redirect", elsewhere.url
+        monkeypatch.setenv("TEAM_GEMMA_KEY", "sesame-0123456789")
+        manager = await loaded(remote_settings(misbehaving.url, api_key_env="TEAM_GEMMA_KEY"))
+        try:
+            assert await fails_fast(manager) == (
+                f"The inference server at {misbehaving.url} redirects to {elsewhere.url}/completions (HTTP 307); "
+                "requests go to the configured URLs only: set base_url to the address it names."
+            )
+        finally:
+            await manager.close()
+        assert misbehaving.headers[0]["Authorization"] == "Bearer sesame-0123456789"
+        assert elsewhere.requests == []
+    finally:
+        elsewhere.stop()

@@ -508,7 +508,7 @@ class RemoteRuntime:
                         answer.answered = True
                         first_byte.append((time.perf_counter() - sent) * 1000)
                     elif kind == "body":  # an error, or an answer that is not a stream
-                        if item[1] >= 400:
+                        if item[1] >= 300:
                             self._fail_status(item[1], item[2], body, path)
                         answer.take(_json_object(item[2]))
                         clean = True
@@ -544,6 +544,12 @@ class RemoteRuntime:
     def _fail_status(self, status: int, text: str, body: dict[str, Any], path: str) -> None:
         """Raise what an HTTP error status means: :class:`_Retry` after dropping a rejected field,
         else :class:`_Failure`."""
+        if status < 400:  # a redirect is not followed: the key goes to the configured URLs only
+            raise _Failure(
+                f"redirects to {text or 'another address'} (HTTP {status}); requests go to the configured URLs "
+                "only: set base_url to the address it names",
+                down=False, fatal=True,
+            )
         message = server_message(text)
         detail = f" ({message})" if message else ""
         if status in (400, 422):
@@ -600,13 +606,16 @@ class RemoteRuntime:
             answered.append(True)
             content_type = response.headers.get("content-type", "")
             out.put(("head", response.status_code, content_type))
-            if response.status_code >= 400 or "text/event-stream" not in content_type:
+            if response.status_code >= 300 or "text/event-stream" not in content_type:
                 raw = bytearray()
                 async for chunk in response.aiter_bytes():
                     raw += chunk
                     if len(raw) > _MAX_ERROR_BODY:
                         break
-                out.put(("body", response.status_code, raw.decode("utf-8", "replace")))
+                text = raw.decode("utf-8", "replace")
+                if 300 <= response.status_code < 400:
+                    text = response.headers.get("location", "")
+                out.put(("body", response.status_code, text))
                 return
             data: list[str] = []
             async for line in response.aiter_lines():
