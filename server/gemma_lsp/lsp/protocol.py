@@ -8,7 +8,7 @@ import os
 import stat
 import sys
 import threading
-from typing import TYPE_CHECKING
+from typing import TYPE_CHECKING, Any
 
 from lsprotocol import types as lsp
 from pygls.io_ import StdoutWriter, run_async
@@ -25,6 +25,14 @@ class GemmaProtocol(LanguageServerProtocol):
     """Keeps open documents in :class:`~gemma_lsp.lsp.documents.DocumentStore` (see there why)."""
 
     _server: "GemmaLanguageServer"
+
+    def structure_message(self, data: dict[str, Any]):
+        """JSON-RPC lets a request or notification leave ``params`` out (vscode-languageclient
+        does for ``sendRequest('gemma/stats')``); pygls's message classes require the field, and
+        a request they cannot read is never answered. A missing ``params`` is read as null."""
+        if isinstance(data, dict) and "method" in data and "params" not in data and "jsonrpc" in data:
+            data = {**data, "params": None}
+        return super().structure_message(data)
 
     @lsp_method(lsp.TEXT_DOCUMENT_DID_OPEN)
     def lsp_text_document__did_open(self, params: lsp.DidOpenTextDocumentParams):
