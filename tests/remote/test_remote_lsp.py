@@ -68,7 +68,9 @@ async def test_an_editor_on_a_shared_server_survives_the_server_dying(start_serv
         assert time.perf_counter() - started < 2.0
         session.insert(URI, line, col, "z")
         col += 1
-        assert not (await session.inline(URI, line, col)).items  # at once: the server is known down
+        started = time.perf_counter()
+        assert not (await session.inline(URI, line, col)).items
+        assert time.perf_counter() - started < 0.5  # at once: the server is known to be down
         stats = await session.stats()
         assert stats["remote"]["endpoints"][0]["state"] == "down"
         down = [m for m in session.messages if "inference server" in m]

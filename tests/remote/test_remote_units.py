@@ -147,3 +147,13 @@ def test_the_remote_settings_and_their_mistakes():
     # Back to the in-process backend: none of the remote keys stay behind.
     back = apply_layer(settings, {"model": {"backend": "llama.cpp"}})
     assert back.model.backend == "llama.cpp" and not hasattr(back.model, "base_url")
+
+
+def test_token_healing_is_off_for_the_remote_backend_only():
+    from gemma_lsp.app import Services
+
+    remote = Settings(model={"backend": "openai", "base_url": "http://127.0.0.1:9/v1"})
+    local = Settings()
+    assert remote.completion.token_healing and local.completion.token_healing
+    assert Services.from_settings(remote, memory=False)._completion_settings().token_healing is False
+    assert Services.from_settings(local, memory=False)._completion_settings().token_healing is True
