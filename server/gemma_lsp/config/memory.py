@@ -31,8 +31,8 @@ class TierTTLs(BaseModel):
     model_config = ConfigDict(extra="forbid", validate_assignment=True)
 
     working: float | None = Field(default=8 * 3600.0, gt=0, description="This session's scratch memories.")
-    short_term: float | None = Field(default=7 * 86400.0, gt=0)
-    long_term: float | None = Field(default=None, gt=0)
+    short_term: float | None = Field(default=7 * 86400.0, gt=0, description="Notes meant for days, not forever.")
+    long_term: float | None = Field(default=None, gt=0, description="Notes kept until forgotten.")
     episodic: float | None = Field(default=30 * 86400.0, gt=0, description="Chat turns, accepted completions.")
     semantic: float | None = Field(default=None, gt=0, description="The workspace's code and docs index.")
 
@@ -46,11 +46,11 @@ class TierWeights(BaseModel):
 
     model_config = ConfigDict(extra="forbid", validate_assignment=True)
 
-    working: float = Field(default=1.0, ge=0)
-    short_term: float = Field(default=0.95, ge=0)
-    long_term: float = Field(default=1.0, ge=0)
+    working: float = Field(default=1.0, ge=0, description="This session's scratch memories.")
+    short_term: float = Field(default=0.95, ge=0, description="Notes meant for days.")
+    long_term: float = Field(default=1.0, ge=0, description="Notes kept until forgotten.")
     episodic: float = Field(default=0.85, ge=0, description="Chat turns and accepted completions: a bit below code.")
-    semantic: float = Field(default=1.0, ge=0)
+    semantic: float = Field(default=1.0, ge=0, description="The workspace's code and docs index.")
 
     def for_tier(self, tier) -> float:
         return getattr(self, str(getattr(tier, "value", tier)))
@@ -61,10 +61,10 @@ class TierHalfLives(BaseModel):
 
     model_config = ConfigDict(extra="forbid", validate_assignment=True)
 
-    working: float | None = Field(default=2 * 3600.0, gt=0)
-    short_term: float | None = Field(default=2 * 86400.0, gt=0)
-    long_term: float | None = Field(default=90 * 86400.0, gt=0)
-    episodic: float | None = Field(default=7 * 86400.0, gt=0)
+    working: float | None = Field(default=2 * 3600.0, gt=0, description="This session's scratch memories.")
+    short_term: float | None = Field(default=2 * 86400.0, gt=0, description="Notes meant for days.")
+    long_term: float | None = Field(default=90 * 86400.0, gt=0, description="Notes kept until forgotten.")
+    episodic: float | None = Field(default=7 * 86400.0, gt=0, description="Chat turns and accepted completions.")
     semantic: float | None = Field(default=None, gt=0, description="Code index: how long ago a file was indexed says little.")
 
     def for_tier(self, tier) -> float | None:
@@ -85,11 +85,16 @@ class RankingSettings(BaseModel):
     w_relevance: float = Field(default=1.0, ge=0, description="Weight of the fused (RRF) relevance, 0..1.")
     w_recency: float = Field(default=0.05, ge=0, description="Weight of the recency decay, 0..1.")
     w_importance: float = Field(default=0.05, ge=0, description="Weight of Memory.importance, 0..1.")
-    tier_weights: TierWeights = Field(default_factory=TierWeights)
-    half_life: TierHalfLives = Field(default_factory=TierHalfLives)
+    tier_weights: TierWeights = Field(
+        default_factory=TierWeights, description="A multiplier on the final score per tier (1.0 = neutral)."
+    )
+    half_life: TierHalfLives = Field(
+        default_factory=TierHalfLives,
+        description="Recency half-life in seconds per tier; none = that tier does not decay.",
+    )
     rrf_k: float = Field(default=60.0, gt=0, description="Reciprocal rank fusion constant.")
-    bm25_k1: float = Field(default=1.2, ge=0)
-    bm25_b: float = Field(default=0.75, ge=0, le=1)
+    bm25_k1: float = Field(default=1.2, ge=0, description="BM25 term-frequency saturation (higher: repeats count longer).")
+    bm25_b: float = Field(default=0.75, ge=0, le=1, description="BM25 length normalisation (0 = none, 1 = full).")
     candidates: int = Field(default=50, ge=1, description="Each retriever's top-N before fusion (at least 4 * k).")
     lexical_min_ratio: float = Field(
         default=0.1, ge=0, le=1, description="Lexical candidates score at least this fraction of the best BM25."
@@ -116,8 +121,14 @@ class MemorySettings(BaseModel):
 
     url: str | None = Field(default=None, description="Redis URL; none = embedded SQLite store.")
     prefix: str = Field(default="gemma-lsp", min_length=1, max_length=64, description="Redis key prefix.")
-    ttl: TierTTLs = Field(default_factory=TierTTLs)
-    sqlite_path: Path = Field(default_factory=_default_sqlite_path)
+    ttl: TierTTLs = Field(
+        default_factory=TierTTLs,
+        description="Seconds a memory of each tier lives after its last write; none = never expires.",
+    )
+    sqlite_path: Path = Field(
+        default_factory=_default_sqlite_path,
+        description="The embedded store's SQLite file (used when url is none); default: in the user data folder.",
+    )
     journal_dir: Path = Field(
         default_factory=_default_journal_dir,
         description="Where writes are journaled while Redis is unreachable (one JSON Lines file per URL+prefix).",
@@ -126,7 +137,9 @@ class MemorySettings(BaseModel):
         default=None,
         description="A GGUF embedding model (e.g. EmbeddingGemma) for dense retrieval beside BM25; none = lexical only.",
     )
-    ranking: RankingSettings = Field(default_factory=RankingSettings)
+    ranking: RankingSettings = Field(
+        default_factory=RankingSettings, description="How search results are scored: relevance, recency, importance."
+    )
     change_feed_max_len: int = Field(default=10_000, ge=100, description="Approximate entries kept per namespace.")
     connect_timeout: float = Field(default=1.0, gt=0, description="Seconds to wait for a Redis connection.")
     socket_timeout: float = Field(default=2.0, gt=0, description="Seconds to wait for a Redis reply.")
@@ -159,7 +172,9 @@ class IndexSettings(BaseModel):
 
     enabled: bool = Field(default=True, description="Index the workspace folders into semantic memories.")
     max_file_bytes: int = Field(default=512 * 1024, ge=1, description="Larger files are skipped.")
-    chunk_lines: int = Field(default=40, ge=4, le=1000)
-    overlap_lines: int = Field(default=8, ge=0, le=500)
+    chunk_lines: int = Field(default=40, ge=4, le=1000, description="Lines per indexed chunk of a file.")
+    overlap_lines: int = Field(default=8, ge=0, le=500, description="Lines a chunk shares with the one before it.")
     deny: tuple[str, ...] = Field(default=(), description="More gitignore-style patterns to skip.")
-    debounce_seconds: float = Field(default=0.5, ge=0)
+    debounce_seconds: float = Field(
+        default=0.5, ge=0, description="How long a changed file must stay quiet before it is indexed again."
+    )

@@ -207,7 +207,7 @@ ModelSettings = Annotated[
 class CompletionSettings(_Section):
     """Inline completion: prompt windows and generation limits."""
 
-    enabled: bool = True
+    enabled: bool = Field(default=True, description="Offer inline completions (false: the server answers none).")
     prefix_tokens: int = Field(default=1024, ge=16, description="Tokens of text before the cursor in the prompt.")
     suffix_tokens: int = Field(
         default=1024,

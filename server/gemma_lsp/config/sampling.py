@@ -210,9 +210,15 @@ class SamplingSettings(BaseModel):
 
     model_config = ConfigDict(extra="forbid", validate_assignment=True)
 
-    presets: dict[str, SamplerChainSpec] = Field(default_factory=default_presets)
+    presets: dict[str, SamplerChainSpec] = Field(
+        default_factory=default_presets,
+        description="Named sampler chains: each a list of steps such as {type = \"min_p\", p = 0.05}, applied in order.",
+    )
     default_preset: str = Field(default="completion", description="Preset for features not listed in `features`.")
-    features: dict[str, str] = Field(default_factory=lambda: dict(DEFAULT_FEATURE_PRESETS))
+    features: dict[str, str] = Field(
+        default_factory=lambda: dict(DEFAULT_FEATURE_PRESETS),
+        description="Which preset each feature uses (completion, chat, actions).",
+    )
 
     @field_validator("presets", mode="before")
     @classmethod
