@@ -80,6 +80,10 @@ def _parser() -> argparse.ArgumentParser:
 
     sub.add_parser("protocol", help="print every custom method, command and notification as JSON")
     sub.add_parser("schema", help="print the JSON schema of every setting (what editors build their settings from)")
+    doc = sub.add_parser("doctor", help="check the model, llama.cpp, threads, memory store, templates: a line each")
+    doc.add_argument("--config", type=Path, default=None, help="settings file (default: the user's config.toml)")
+    doc.add_argument("--model", default=None, help="a Gemma GGUF or a named model, in place of model.path")
+    doc.add_argument("--workspace", type=Path, default=None, help="the workspace folder to check")
 
     b = sub.add_parser("bench", help="benchmarks")
     b.add_argument("suite", choices=["completion", "sampling", "rag", "quality", "chat"])
@@ -117,6 +121,28 @@ def _serve(args: argparse.Namespace) -> int:
 
         serve_stdio(server)
     return 0
+
+
+def _doctor(args: argparse.Namespace) -> int:
+    from gemma_lsp import doctor
+    from gemma_lsp.config import default_config_path, load_settings
+    from gemma_lsp.errors import ConfigError
+
+    config = args.config or default_config_path()
+    if args.config is not None and not args.config.is_file():
+        print(f"gemma-lsp: --config {args.config} does not exist", file=sys.stderr)
+        return 2
+    overrides = {"model": {"backend": "llama.cpp", "path": str(args.model)}} if args.model else {}
+    try:
+        settings = load_settings(config, overrides)
+    except ConfigError as exc:
+        print(f"fail  config    {exc}")
+        return 1
+    print(f"ok    config    {config if config.is_file() else 'defaults (no ' + str(config) + ')'}")
+    checks = doctor.run(settings, args.workspace)
+    for check in checks:
+        print(check.line())
+    return 1 if any(c.status == doctor.FAIL for c in checks) else 0
 
 
 def _make_test_model(args: argparse.Namespace) -> int:
@@ -345,6 +371,8 @@ def main(argv: list[str] | None = None) -> int:
 
         print(json.dumps(describe(), indent=2))
         return 0
+    if args.command == "doctor":
+        return _doctor(args)
     if args.command == "schema":
         import json
 

@@ -36,6 +36,17 @@ def api_root(url: str) -> str:
     return url[: -len("/v1")] if url.endswith("/v1") else url
 
 
+def probe(url: str, timeout: float = 3.0) -> str | None:
+    """None when ``GET url/models`` gets an HTTP answer, else why not (``gemma-lsp doctor``)."""
+    import httpx
+
+    try:
+        httpx.get(url.rstrip("/") + "/models", timeout=timeout, follow_redirects=False, trust_env=False)
+    except httpx.HTTPError as exc:
+        return type(exc).__name__
+    return None
+
+
 @dataclass(eq=False)
 class Endpoint:
     url: str

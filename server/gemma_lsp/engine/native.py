@@ -22,6 +22,13 @@ def llama_cpp_available() -> bool:
         return False
     return True
 
+def build_info() -> tuple[str, str]:
+    """llama-cpp-python's version and llama.cpp's system info line (its SIMD flags)."""
+    import llama_cpp
+
+    return getattr(llama_cpp, "__version__", "?"), llama_cpp.llama_print_system_info().decode(errors="replace")
+
+
 # llama.cpp keeps a raw pointer to the log callback: the ctypes object must live as long as the
 # process, or the next log line calls freed memory.
 _LOG_CALLBACK = None

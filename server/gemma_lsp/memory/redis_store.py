@@ -100,6 +100,15 @@ def redact_url(url: str) -> str:
     return urlunsplit((parts.scheme, f"{user}:***@{netloc}", parts.path, parts.query, parts.fragment))
 
 
+def ping(settings: MemorySettings) -> None:
+    """PING ``settings.url`` once (``gemma-lsp doctor``); raises redis-py's error when it does not answer."""
+    client = connect(settings.url, settings)
+    try:
+        client.ping()
+    finally:
+        client.close()
+
+
 def connect(url: str, settings: MemorySettings):
     """A redis-py client for ``url``: ``redis.Redis`` or, for a cluster URL, ``redis.cluster.RedisCluster``."""
     plain, cluster = parse_redis_url(url)
