@@ -3,11 +3,13 @@
 from __future__ import annotations
 
 import os
+import subprocess
 from pathlib import Path
 
 import pytest
 
 from gemma_lsp.engine.testmodel import write_test_model
+from system_tools import required_tool
 
 @pytest.fixture(scope="session", autouse=True)
 def _isolated_user_dirs(tmp_path_factory: pytest.TempPathFactory) -> None:
@@ -38,3 +40,16 @@ def model_factory(model_dir: Path):
         return path
 
     return make
+
+
+@pytest.fixture(scope="session")
+def tls_cert(tmp_path_factory: pytest.TempPathFactory) -> Path:
+    """A self-signed certificate for 127.0.0.1 (``cert.pem``, key in ``cert.key``), made with openssl."""
+    openssl = required_tool("openssl", "apt-get install openssl")
+    d = tmp_path_factory.mktemp("tls")
+    subprocess.run(
+        [openssl, "req", "-x509", "-newkey", "rsa:2048", "-nodes", "-keyout", str(d / "cert.key"), "-out",
+         str(d / "cert.pem"), "-days", "1", "-subj", "/CN=127.0.0.1", "-addext", "subjectAltName=IP:127.0.0.1"],
+        check=True, capture_output=True,
+    )  # fmt: skip
+    return d / "cert.pem"

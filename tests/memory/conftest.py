@@ -7,9 +7,7 @@ Without a ``redis-server`` binary the Redis cases are skipped with a reason, exc
 
 from __future__ import annotations
 
-import os
 import time
-import shutil
 import subprocess
 import uuid
 from pathlib import Path
@@ -19,6 +17,7 @@ import redis
 import redis.cluster
 
 from gemma_lsp.memory.redis_server import RedisServer, free_cluster_port, free_port
+from system_tools import required_tool
 
 from gemma_lsp.memory import EmbeddedMemoryStore, MemorySettings, RedisMemoryStore, TierTTLs
 
@@ -33,30 +32,6 @@ def redis_server(redis_binary: str, tmp_path_factory: pytest.TempPathFactory):
     server = RedisServer(redis_binary, free_port(), tmp_path_factory.mktemp("redis")).start()
     yield server
     server.stop()
-
-
-def required_tool(name: str, why: str) -> str:
-    """The tool's path; missing: skip with the reason, or fail under CI=true."""
-    path = shutil.which(name)
-    if path is None:
-        reason = f"{name} is not installed ({why})"
-        if os.environ.get("CI", "").lower() == "true":
-            pytest.fail(f"CI=true: {reason}")
-        pytest.skip(reason)
-    return path
-
-
-@pytest.fixture(scope="session")
-def tls_cert(tmp_path_factory: pytest.TempPathFactory) -> Path:
-    """A self-signed certificate for 127.0.0.1 (``cert.pem``, key in ``cert.key``), made with openssl."""
-    openssl = required_tool("openssl", "apt-get install openssl")
-    d = tmp_path_factory.mktemp("tls")
-    subprocess.run(
-        [openssl, "req", "-x509", "-newkey", "rsa:2048", "-nodes", "-keyout", str(d / "cert.key"), "-out",
-         str(d / "cert.pem"), "-days", "1", "-subj", "/CN=127.0.0.1", "-addext", "subjectAltName=IP:127.0.0.1"],
-        check=True, capture_output=True,
-    )  # fmt: skip
-    return d / "cert.pem"
 
 
 @pytest.fixture

@@ -7,7 +7,7 @@ import json
 import subprocess
 import sys
 
-from conftest import server_extra_installed
+from remote_support import server_extra_installed
 
 
 def test_the_completion_bench_reports_the_remote_backend_beside_the_in_process_one(tiny_model):

@@ -29,7 +29,7 @@ from gemma_lsp.engine import (
 )
 from gemma_lsp.errors import Cancelled
 
-from conftest import remote_settings
+from remote_support import remote_settings
 
 PROMPT = TextPrompt("def total(values):\n    return ")
 

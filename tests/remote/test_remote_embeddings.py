@@ -13,7 +13,7 @@ from gemma_lsp.engine.remote_embedder import RemoteEmbedder
 from gemma_lsp.engine.testserver import free_port
 from gemma_lsp.errors import ModelUnavailable
 
-from conftest import remote_settings
+from remote_support import remote_settings
 
 TEXTS = ["def add(a, b):\n    return a + b", "class Point:\n    x: float", "SELECT name FROM users"]
 

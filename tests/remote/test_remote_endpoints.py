@@ -25,7 +25,7 @@ from gemma_lsp.engine.endpoints import EndpointPool
 from gemma_lsp.engine.testserver import free_port
 from gemma_lsp.errors import ModelUnavailable
 
-from conftest import remote_settings
+from remote_support import remote_settings
 
 PROMPT = TextPrompt("x = ")
 

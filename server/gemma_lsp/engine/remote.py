@@ -59,7 +59,9 @@ from .remote_tokenizer import (
     make_tokenizer,
     prompt_text,
 )
-from .request import ChatMessage, ChatPrompt, GenerationRequest, GenerationResult, HealedTokens, SamplingSpec, TextPrompt
+from .request import (
+    ChatPrompt, GenerationRequest, GenerationResult, HealedTokens, SamplingSpec, TextPrompt, fold_system,
+)
 from .runtime import ProgressCallback, RunControl
 
 log = logging.getLogger(__name__)
@@ -120,23 +122,6 @@ def tls_verify(settings: OpenAIModelSettings) -> ssl.SSLContext | bool:
     if not settings.verify_tls:
         return False
     return ssl.create_default_context()
-
-
-def fold_system(messages: tuple[ChatMessage, ...]) -> list[dict[str, str]]:
-    """Chat messages for the server: system messages put before the first user message (Gemma's
-    templates have no system role; its own template does the same)."""
-    system = "\n\n".join(m.content for m in messages if m.role == "system")
-    out = []
-    for message in messages:
-        if message.role == "system":
-            continue
-        content = message.content
-        if system and message.role == "user":
-            content, system = f"{system}\n\n{content}", ""
-        out.append({"role": message.role, "content": content})
-    if system:  # only system messages: they are the question
-        out.append({"role": "user", "content": system})
-    return out
 
 
 def server_message(body: str) -> str:

@@ -82,6 +82,24 @@ class ChatPrompt:
 Prompt = Union[TokenPrompt, TextPrompt, ChatPrompt]
 
 
+def fold_system(messages: tuple[ChatMessage, ...]) -> list[dict[str, str]]:
+    """The messages as ``{role, content}`` with system messages put before the first user
+    message: Gemma has no system role, and its own chat template does the same. Only system
+    messages: they become the user's question."""
+    system = "\n\n".join(m.content for m in messages if m.role == "system")
+    out = []
+    for message in messages:
+        if message.role == "system":
+            continue
+        content = message.content
+        if system and message.role == "user":
+            content, system = f"{system}\n\n{content}", ""
+        out.append({"role": message.role, "content": content})
+    if system:
+        out.append({"role": "user", "content": system})
+    return out
+
+
 @dataclass(frozen=True)
 class SamplingSpec:
     """Sampler specs in order (empty: greedy) and the seed of the random selectors."""

@@ -25,6 +25,7 @@ from .request import (
     Prompt,
     SamplingSpec,
     TextPrompt,
+    fold_system,
 )
 from .runtime import RunControl
 
@@ -35,16 +36,10 @@ def gemma_chat_text(messages: tuple[ChatMessage, ...]) -> str:
     Gemma has no system role: a system message is put before the first user message, as
     Gemma's own chat template does.
     """
-    system = "\n\n".join(m.content for m in messages if m.role == "system")
-    parts: list[str] = []
-    for message in messages:
-        if message.role == "system":
-            continue
-        content = message.content
-        if system and message.role == "user":
-            content, system = f"{system}\n\n{content}", ""
-        role = "model" if message.role == "assistant" else "user"
-        parts.append(f"<start_of_turn>{role}\n{content}<end_of_turn>\n")
+    parts = []
+    for message in fold_system(messages):
+        role = "model" if message["role"] == "assistant" else "user"
+        parts.append(f"<start_of_turn>{role}\n{message['content']}<end_of_turn>\n")
     return "".join(parts) + "<start_of_turn>model\n"
 
 
