@@ -225,6 +225,7 @@ class MemoryTurns:
         header = f"[chat {session} #{index} {turn.role}{' cut' if turn.cut else ''}]\n"
         await self._memory.remember(
             header + turn.text, tier=Tier.episodic, kind=Kind.chat_turn, tags=("chat", f"session:{session}"),
+            redact=True,  # a key pasted into a chat is never stored
         )
 
     async def load(self, session: str) -> list[Turn]:

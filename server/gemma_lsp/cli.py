@@ -261,7 +261,8 @@ def _index(args: argparse.Namespace) -> int:
             await services.start_memory()
             state = await service.index_workspace(bar)
             print(file=sys.stderr)
-            print(f"indexed {state.files_total} files into {service.namespace}: {state.chunks_written} chunks written")
+            print(f"indexed {state.files_total} files into {service.namespace}: {state.chunks_written} chunks written"
+                  f"{f'; {state.secrets_skipped} secret files left out' if state.secrets_skipped else ''}")
             return 0
         finally:
             await services.close()

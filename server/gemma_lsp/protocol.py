@@ -95,7 +95,7 @@ MESSAGES: tuple[Message, ...] = (
     Message(MEMORY_FORGET, "command", "Delete memories by id.", {"ids": "string[]"}, "{forgotten: integer}"),
     Message(MEMORY_STATS, "command", "Counts of memories by tier and kind, and the store's state.", result="object"),
     Message(INDEX_REBUILD, "command", "Index the workspace again (changed files only), with progress.",
-            result="{files, chunks_written}"),
+            result="{files, chunks_written, secrets_skipped}"),
     Message(
         COMPLETION_ACCEPTED, "command",
         "Sent by the client when the user accepts an inline completion (the items carry it).",

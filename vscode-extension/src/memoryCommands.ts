@@ -20,6 +20,13 @@ interface HitItem extends QuickPickItem {
   hit: MemoryHit;
 }
 
+/** What gemma.index.rebuild answers (secret files are counted, never shown). */
+export interface IndexResult {
+  files: number;
+  chunks_written: number;
+  secrets_skipped?: number;
+}
+
 const SEARCH_RESULTS = 20;
 
 function firstLine(text: string): string {
@@ -146,14 +153,15 @@ export class MemoryCommands {
   }
 
   /** Index the workspace again (changed files only); the server shows the progress. */
-  async rebuildIndex(): Promise<{ files: number; chunks_written: number } | undefined> {
+  async rebuildIndex(): Promise<IndexResult | undefined> {
     const server = this.running();
     if (!server) {
       return undefined;
     }
     try {
-      const result = await executeCommand<{ files: number; chunks_written: number }>(server, INDEX_REBUILD);
-      void this.api.showMessage('info', `Indexed ${result.files} files: ${result.chunks_written} chunks written.`);
+      const result = await executeCommand<IndexResult>(server, INDEX_REBUILD);
+      const secrets = result.secrets_skipped ? `; ${result.secrets_skipped} secret files left out` : '';
+      void this.api.showMessage('info', `Indexed ${result.files} files: ${result.chunks_written} chunks written${secrets}.`);
       return result;
     } catch (error) {
       void this.api.showMessage('error', `Indexing failed: ${errorMessage(error)}`);

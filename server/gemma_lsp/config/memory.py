@@ -175,6 +175,16 @@ class IndexSettings(BaseModel):
     chunk_lines: int = Field(default=40, ge=4, le=1000, description="Lines per indexed chunk of a file.")
     overlap_lines: int = Field(default=8, ge=0, le=500, description="Lines a chunk shares with the one before it.")
     deny: tuple[str, ...] = Field(default=(), description="More gitignore-style patterns to skip.")
+    secret_patterns_extra: tuple[str, ...] = Field(
+        default=(),
+        description="More secret file patterns, added to the built-in list (never opened, never stored): "
+        "a name such as *.vault, a folder ending in / such as private/, or a path tail such as conf/prod.yaml.",
+    )
+    allow_secret_files: tuple[str, ...] = Field(
+        default=(),
+        description="Opt-out: files matching these patterns are indexed even when their name or content looks "
+        "like a secret (e.g. .env.example); every index run logs it.",
+    )
     debounce_seconds: float = Field(
         default=0.5, ge=0, description="How long a changed file must stay quiet before it is indexed again."
     )

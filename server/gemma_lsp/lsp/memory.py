@@ -18,6 +18,7 @@ from pygls.exceptions import JsonRpcInvalidParams
 from gemma_lsp import protocol
 from gemma_lsp.app import Applied
 from gemma_lsp.memory import Kind, MemoryUnavailable, Tier
+from gemma_lsp.memory.secrets import SecretText
 from gemma_lsp.memory.service import MemoryService
 from gemma_lsp.uri import uri_to_path
 
@@ -78,11 +79,13 @@ class MemoryFeature(LanguageFeature):
                 )
 
         state = await service.index_workspace(report)
-        result = {"files": state.files_total, "chunks_written": state.chunks_written}
+        result = {"files": state.files_total, "chunks_written": state.chunks_written,
+                  "secrets_skipped": state.secrets_skipped}
         if progress:
+            secrets = f", {state.secrets_skipped} secret files left out" if state.secrets_skipped else ""
             server.work_done_progress.end(
                 token,
-                lsp.WorkDoneProgressEnd(message=f"{state.files_total} files, {state.chunks_written} chunks written"),
+                lsp.WorkDoneProgressEnd(message=f"{state.files_total} files, {state.chunks_written} chunks written{secrets}"),
             )
         return result
 
@@ -111,6 +114,8 @@ class MemoryFeature(LanguageFeature):
             first = exc.errors()[0]
             where = ".".join(str(p) for p in first["loc"]) or "memory"
             raise JsonRpcInvalidParams(f"{name}: {where}: {first['msg']}.") from None
+        except SecretText as exc:
+            raise JsonRpcInvalidParams(f"{name}: {exc}.") from None
         return {"id": memory.id, "tier": memory.tier.value, "kind": memory.kind.value}
 
     @command(protocol.MEMORY_SEARCH)
@@ -159,5 +164,8 @@ class MemoryFeature(LanguageFeature):
         if not isinstance(text, str) or not text.strip():
             return None
         source = {"uri": arg["uri"]} if isinstance(arg.get("uri"), str) else None
-        await self._service().remember(text, tier=Tier.episodic, kind=Kind.accepted_completion, source=source)
+        try:
+            await self._service().remember(text, tier=Tier.episodic, kind=Kind.accepted_completion, source=source)
+        except SecretText:
+            log.info("an accepted completion was not kept: it looks like it holds a secret")
         return None

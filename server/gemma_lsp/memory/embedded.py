@@ -90,6 +90,9 @@ class EmbeddedMemoryStore:
             self._db = sqlite3.connect(str(self.path), timeout=10.0, check_same_thread=False, isolation_level=None)
             self._db.execute("PRAGMA journal_mode=WAL")
             self._db.execute("PRAGMA synchronous=NORMAL")
+            # A deleted memory's text is overwritten, not left in free pages: what leaves the store
+            # (a file that turned out to hold a secret, a forgotten note) leaves the file too.
+            self._db.execute("PRAGMA secure_delete=ON")
             self._db.executescript(_SCHEMA)
         except (sqlite3.Error, OSError) as exc:
             raise MemoryUnavailable(f"cannot open the memory database {self.path}: {exc}") from exc

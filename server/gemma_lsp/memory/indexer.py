@@ -2,8 +2,8 @@
 
 - Crawls the workspace honouring ``.gitignore`` files (at any depth, via ``pathspec``) and a
   built-in deny list: VCS and dependency folders, virtualenvs, build outputs, binary files,
-  files over a size cap, and secrets (``.env*``, ``*.pem``, ``*.key``, ``id_rsa*``, credential
-  files). Secrets are matched by name and never opened.
+  files over a size cap, and secrets (``secrets.py``): files named like one are never opened,
+  files whose text holds a key or token are skipped whole; both are counted, never stored.
 - Chunks each file along its top-level definitions where a tree-sitter grammar is available
   (``chunking.py``), in overlapping line windows otherwise; each chunk knows its file and range,
   and carries the tags ``path:<relative path>`` and ``sha:<file hash>``.
@@ -14,7 +14,6 @@
 
 from __future__ import annotations
 
-import fnmatch
 import hashlib
 import logging
 import os
@@ -30,6 +29,7 @@ from gemma_lsp.uri import path_to_uri
 
 from .chunking import chunk_file
 from .model import Kind, Memory, Position, Range, Source, Tier
+from .secrets import SecretRules
 from .settings import IndexSettings
 from .store import MemoryStore
 
@@ -40,16 +40,7 @@ DENIED_DIRS = (
     ".mypy_cache", ".pytest_cache", ".ruff_cache", ".tox", ".nox", "dist", "build", "target", "out",
     ".next", ".gradle", ".idea", ".vscode", "site-packages", ".cache", "coverage", ".eggs",
 )
-SECRET_PATTERNS = (
-    ".env", ".env.*", "*.env", "*.pem", "*.key", "*.p12", "*.pfx", "*.keystore", "*.jks", "id_rsa*",
-    "id_dsa*", "id_ecdsa*", "id_ed25519*", ".netrc", ".pgpass", ".pypirc", ".npmrc", "credentials",
-    "credentials.*", "*credentials*.json", "secrets.*", "*.secret", "*.kdbx",
-)
 DENIED_FILES = ("*.min.js", "*.map", "*.lock", "package-lock.json", "*.pyc", "*.so", "*.dll", "*.exe")
-
-
-def is_secret(name: str) -> bool:
-    return any(fnmatch.fnmatch(name, pattern) for pattern in SECRET_PATTERNS)
 
 
 @dataclass
@@ -58,6 +49,7 @@ class IndexProgress:
     files_total: int = 0
     chunks_written: int = 0
     files_skipped: int = 0
+    secrets_skipped: int = 0  # files left out because their name or content is a secret's
 
 
 @dataclass
@@ -69,9 +61,22 @@ class WorkspaceIndexer:
     _pending: dict[Path, float] = field(default_factory=dict)
     _lock: threading.Lock = field(default_factory=threading.Lock)
     _observer: object | None = None
+    secrets: dict[str, str] = field(default_factory=dict)  # relative path -> why it is a secret (never its text)
 
     def __post_init__(self) -> None:
         self.root = Path(self.root).resolve()
+        self.rules = SecretRules(tuple(self.settings.secret_patterns_extra), tuple(self.settings.allow_secret_files))
+
+    def _secret_name(self, path: Path) -> bool:
+        """Whether ``path``'s name (or a folder above it in the workspace) marks it as a secret."""
+        try:
+            rel = path.relative_to(self.root).as_posix()
+        except ValueError:
+            rel = path.as_posix()
+        if self.rules.named_secret(rel):
+            self.secrets[rel] = "its name"
+            return True
+        return False
 
     # -------------------------------------------------------------- crawling
     def files(self) -> Iterator[Path]:
@@ -92,7 +97,7 @@ class WorkspaceIndexer:
             )
             for name in sorted(filenames):
                 path = here / name
-                if is_secret(name) or path.is_symlink() or self._ignored(path, specs, extra, False):
+                if self._secret_name(path) or path.is_symlink() or self._ignored(path, specs, extra, False):
                     continue
                 yield path
 
@@ -108,8 +113,9 @@ class WorkspaceIndexer:
         return False
 
     def read(self, path: Path) -> str | None:
-        """The text of ``path`` when it is an indexable text file, else None (never for secrets)."""
-        if is_secret(path.name):
+        """The text of ``path`` when it is an indexable text file, else None: never a secret's, by
+        name (the file is not opened) or by content (the file is skipped whole)."""
+        if self._secret_name(path):
             return None
         try:
             if path.stat().st_size > self.settings.max_file_bytes or not path.is_file():
@@ -120,9 +126,17 @@ class WorkspaceIndexer:
         if b"\0" in data[:8192]:
             return None  # binary
         try:
-            return data.decode("utf-8")
+            text = data.decode("utf-8")
         except UnicodeDecodeError:
             return None
+        rel = self.rel(path)
+        kind = self.rules.secret_content(rel, text)
+        if kind is not None:
+            self.secrets[rel] = kind
+            log.warning("not indexing %s: it holds %s", rel, kind)
+            return None
+        self.secrets.pop(rel, None)
+        return text
 
     # -------------------------------------------------------------- indexing
     def rel(self, path: Path) -> str:
@@ -174,6 +188,12 @@ class WorkspaceIndexer:
 
     def index_all(self, progress: Callable[[IndexProgress], None] | None = None) -> IndexProgress:
         """Index every file; files that vanished since the last run leave the store."""
+        if self.settings.allow_secret_files:
+            log.warning(
+                "index.allow_secret_files lets files matching %s be indexed even if they look like secrets",
+                ", ".join(self.settings.allow_secret_files),
+            )
+        self.secrets.clear()
         files = list(self.files())
         state = IndexProgress(files_total=len(files))
         seen = set()
@@ -182,11 +202,15 @@ class WorkspaceIndexer:
             written = self.index_file(path)
             state.files_done += 1
             state.chunks_written += written
+            state.secrets_skipped = len(self.secrets)
             if progress:
                 progress(state)
         indexed = {t[5:] for m in self.store.query(self.namespace, tiers=[Tier.semantic]) for t in m.tags if t.startswith("path:")}
         for rel in indexed - seen:
             self.remove_file(self.root / rel)
+        state.secrets_skipped = len(self.secrets)
+        if self.secrets:
+            log.info("left %d secret file(s) out of the index: %s", len(self.secrets), ", ".join(sorted(self.secrets)))
         return state
 
     # -------------------------------------------------------------- keeping current
@@ -217,7 +241,7 @@ class WorkspaceIndexer:
     def allowed(self, path: Path) -> bool:
         """Whether the crawl would index ``path`` (deny lists and every .gitignore above it)."""
         path = Path(path).resolve()
-        if self.root not in path.parents or is_secret(path.name) or path.is_symlink():
+        if self.root not in path.parents or path.is_symlink() or self._secret_name(path):
             return False
         rel_parts = path.relative_to(self.root).parts
         if any(part in DENIED_DIRS for part in rel_parts[:-1]):

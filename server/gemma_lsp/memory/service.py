@@ -23,6 +23,7 @@ from pydantic import ValidationError
 from .context import build_context, build_recent, estimate_tokens, retrieve_chunks, source_path
 from .indexer import IndexProgress, WorkspaceIndexer
 from .model import Kind, Memory, Source, Tier, namespace_for_workspace
+from .secrets import redact_secrets, refuse_secret
 from .search import Embedder, Hit, RankingSettings, SearchIndex
 from .settings import IndexSettings, MemorySettings
 from .store import MemoryStore
@@ -94,7 +95,15 @@ class MemoryService:
         tags: Iterable[str] = (),
         importance: float = 0.5,
         source: Source | dict | None = None,
+        redact: bool = False,
     ) -> Memory:
+        """Store a memory. Text that holds a secret (a private key, a token) is refused with
+        ``SecretText`` (a ValueError naming the kind of secret), or, with ``redact``, stored with
+        each secret replaced by ``[secret removed: <kind>]`` (chat turns)."""
+        if redact:
+            text = redact_secrets(text)
+        else:
+            refuse_secret(text)
         memory = Memory(
             namespace=self.namespace, tier=tier, kind=kind, text=text, tags=tuple(tags),
             importance=importance, source=source,
@@ -147,6 +156,7 @@ class MemoryService:
                 "by_tier": dict(Counter(m.tier.value for m in memories)),
                 "by_kind": dict(Counter(m.kind.value for m in memories)),
                 "indexed": len(self.index),
+                "secrets_skipped": len(self.indexer.secrets) if self.indexer is not None else 0,
             }
 
         return await self._run(run)
@@ -256,11 +266,13 @@ class MemoryService:
                     data.pop("id", None)
                     data.pop("content_hash", None)
                     try:
-                        batch.append(Memory.model_validate(data))
+                        memory = Memory.model_validate(data)
                     except ValidationError as exc:
                         first = exc.errors()[0]
                         where = ".".join(str(p) for p in first["loc"]) or "memory"
                         raise ValueError(f"{path}:{number}: {where}: {first['msg']}") from None
+                    refuse_secret(memory.text, f"{path}:{number}: the memory's text")
+                    batch.append(memory)
             self.store.put_many(batch)
             self._ensure_loaded()
             return len(batch)

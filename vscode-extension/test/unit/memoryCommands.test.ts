@@ -16,7 +16,7 @@ function harness() {
   server.commandHandlers['gemma.memory.remember'] = () => ({ id: 'new1', tier: 'long_term', kind: 'note' });
   server.commandHandlers['gemma.memory.search'] = () => HITS;
   server.commandHandlers['gemma.memory.forget'] = (arg) => ({ forgotten: (arg as { ids: string[] }).ids.length });
-  server.commandHandlers['gemma.index.rebuild'] = () => ({ files: 12, chunks_written: 30 });
+  server.commandHandlers['gemma.index.rebuild'] = () => ({ files: 12, chunks_written: 30, secrets_skipped: 2 });
   return { api, server, memory: new MemoryCommands(api, () => server) };
 }
 
@@ -65,9 +65,9 @@ test('forget deletes the picked memories by id; rebuild reports what was indexed
   h.api.pickAnswers.push((items) => items);
   assert.equal(await h.memory.forgetMemories(), 2);
   assert.deepEqual(h.server.sent('workspace/executeCommand')[1], { command: 'gemma.memory.forget', arguments: [{ ids: ['m1', 'm2'] }] });
-  assert.deepEqual(await h.memory.rebuildIndex(), { files: 12, chunks_written: 30 });
+  assert.deepEqual(await h.memory.rebuildIndex(), { files: 12, chunks_written: 30, secrets_skipped: 2 });
   assert.deepEqual(h.server.sent('workspace/executeCommand')[2], { command: 'gemma.index.rebuild', arguments: [] });
-  assert.equal(h.api.messages.at(-1)!.message, 'Indexed 12 files: 30 chunks written.');
+  assert.equal(h.api.messages.at(-1)!.message, 'Indexed 12 files: 30 chunks written; 2 secret files left out.');
 });
 
 test('long first lines are cut for the list', () => {
