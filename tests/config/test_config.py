@@ -16,11 +16,16 @@ from gemma_lsp.errors import ConfigError
 @pytest.mark.parametrize(
     "layer, key, reason",
     [
-        ({"model": {"n_ctx": 10}}, "model.n_ctx", "greater than or equal to 256"),
-        ({"model": {"n_threads": "many"}}, "model.n_threads", "valid integer"),
-        ({"completion": {"max_tokens": 0}}, "completion.max_tokens", "greater than or equal to 1"),
-        ({"completion": {"time_limit_ms": -1}}, "completion.time_limit_ms", "greater than or equal to 0"),
-        ({"sampling": {"presets": {"mine": [{"type": "min_p", "p": 2}]}}}, "sampling.presets.mine.0.min_p.p", "less than or equal to 1"),
+        ({"model": {"n_ctx": 10}}, "model.n_ctx", "10 is out of range (allowed: from 256 to 1048576)"),
+        ({"model": {"n_threads": "many"}}, "model.n_threads", "must be a whole number (got 'many')"),
+        ({"completion": {"max_tokens": 0}}, "completion.max_tokens", "0 is out of range (allowed: from 1 to 32768)"),
+        ({"completion": {"time_limit_ms": -1}}, "completion.time_limit_ms", "-1 is out of range (allowed: from 0 to 600000)"),
+        ({"completion": {"time_limit_ms": 1e308}}, "completion.time_limit_ms", "1e+308 is out of range (allowed: from 0 to 600000)"),
+        ({"completion": {"max_tokens": True}}, "completion.max_tokens", "must be a whole number (got true)"),
+        ({"completion": {"token_healing": 1}}, "completion.token_healing", "must be true or false (got 1)"),
+        ({"memory": {"ttl": {"working": 0}}}, "memory.ttl.working", "0 is out of range (allowed: more than 0, at most 3153600000)"),
+        ({"sampling": {"presets": {"mine": [{"type": "min_p", "p": 2}]}}}, "sampling.presets.mine.0.min_p.p", "2 is out of range (allowed: from 0 to 1)"),
+        ({"sampling": {"presets": {"mine": [{"type": "top_k", "k": True}]}}}, "sampling.presets.mine.0.top_k.k", "must be a whole number (got true)"),
         ({"completion": {"max_lnes": 3}}, "completion.max_lnes", "unknown setting"),
         ({"model": {"rope_scaling": "cubic"}}, "model.rope_scaling", "'none', 'linear' or 'yarn'"),
         ({"log": {"level": "loud"}}, "log.level", "'debug', 'info', 'warning' or 'error'"),
@@ -101,7 +106,7 @@ def test_the_readme_example_config_is_valid():
 def test_memory_ranking_weights_are_settings():
     settings = apply_layer(Settings(), {"memory": {"ranking": {"w_recency": 0.2, "tier_weights": {"episodic": 0.5}}}})
     assert settings.memory.ranking.w_recency == 0.2 and settings.memory.ranking.tier_weights.for_tier("episodic") == 0.5
-    with pytest.raises(ConfigError, match=r"memory.ranking.w_importance: Input should be greater than or equal to 0"):
+    with pytest.raises(ConfigError, match=r"memory.ranking.w_importance: -1 is out of range \(allowed: from 0 to 1\)"):
         apply_layer(Settings(), {"memory": {"ranking": {"w_importance": -1}}})
 
 

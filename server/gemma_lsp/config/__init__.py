@@ -25,9 +25,11 @@ from .store import (
     save_file,
     validate,
 )
+from .versions import CONFIG_VERSION
 
 __all__ = [
     "CONFIG_ENV",
+    "CONFIG_VERSION",
     "CompletionSettings",
     "IndexSettings",
     "MemorySettings",

@@ -14,6 +14,7 @@ from pydantic import BaseModel, BeforeValidator, ConfigDict, Field, field_valida
 
 from .memory import IndexSettings, MemorySettings
 from .sampling import SamplingSettings
+from .strict import Bool, Float, Int
 
 
 # What runs when model.path is not set: a named model (engine/catalog.py) that make installs.
@@ -22,15 +23,15 @@ DEFAULT_MODEL = "gemma3-270m"
 
 class _Section(BaseModel):
     # An unknown key is almost always a typo: reject it rather than silently ignore it.
-    model_config = ConfigDict(extra="forbid", validate_assignment=True)
+    model_config = ConfigDict(extra="forbid", validate_assignment=True, allow_inf_nan=False)
 
 
 class BackendSettings(_Section):
     """What every backend's ``[model]`` section has; each backend adds its own keys."""
 
-    n_ctx: int = Field(default=8192, ge=256, le=1_048_576, description="Context size in tokens.")
-    idle_unload_seconds: float = Field(
-        default=1800.0, ge=0, description="Unload the model after this long without requests; 0 = never."
+    n_ctx: Int = Field(default=8192, ge=256, le=1_048_576, description="Context size in tokens.")
+    idle_unload_seconds: Float = Field(
+        default=1800.0, ge=0, le=30 * 86400, description="Unload the model after this long without requests; 0 = never."
     )
 
     @property
@@ -50,26 +51,26 @@ class LlamaCppModelSettings(BackendSettings):
             f"none = {DEFAULT_MODEL}, Gemma 3 270M from PyPI."
         ),
     )
-    n_threads: int | None = Field(
+    n_threads: Int | None = Field(
         default=None, ge=1, le=512,
         description="CPU threads; none = before each request, the cores other processes leave free.",
     )
-    n_batch: int = Field(default=512, ge=1, le=65536, description="Prompt evaluation batch size.")
+    n_batch: Int = Field(default=512, ge=1, le=65536, description="Prompt evaluation batch size.")
     rope_scaling: Literal["none", "linear", "yarn"] | None = Field(
         default=None, description="RoPE scaling type; none = as the model file says."
     )
-    rope_freq_base: float = Field(default=0.0, ge=0, description="0 = from the model file.")
-    rope_freq_scale: float = Field(default=0.0, ge=0, description="0 = from the model file.")
-    yarn_ext_factor: float = Field(default=-1.0, description="-1 = from the model file.")
-    yarn_attn_factor: float = Field(default=1.0, gt=0)
-    yarn_beta_fast: float = Field(default=32.0, gt=0)
-    yarn_beta_slow: float = Field(default=1.0, gt=0)
-    yarn_orig_ctx: int = Field(default=0, ge=0, description="0 = from the model file.")
-    kv_reuse: bool = Field(
+    rope_freq_base: Float = Field(default=0.0, ge=0, le=1e10, description="0 = from the model file.")
+    rope_freq_scale: Float = Field(default=0.0, ge=0, le=100, description="0 = from the model file.")
+    yarn_ext_factor: Float = Field(default=-1.0, ge=-1, le=100, description="-1 = from the model file.")
+    yarn_attn_factor: Float = Field(default=1.0, gt=0, le=100, description="YaRN attention magnitude factor.")
+    yarn_beta_fast: Float = Field(default=32.0, gt=0, le=1000, description="YaRN low correction dimension.")
+    yarn_beta_slow: Float = Field(default=1.0, gt=0, le=1000, description="YaRN high correction dimension.")
+    yarn_orig_ctx: Int = Field(default=0, ge=0, le=1_048_576, description="0 = from the model file.")
+    kv_reuse: Bool = Field(
         default=True,
         description="Reuse the KV cache for the longest common token prefix (off only to measure its effect).",
     )
-    swa_full: bool = Field(
+    swa_full: Bool = Field(
         default=False,
         description=(
             "Keep a full-size KV cache for sliding-window layers (gemma2/gemma3). Off: those layers keep only "
@@ -77,7 +78,7 @@ class LlamaCppModelSettings(BackendSettings):
             "when an edit reaches further back than the window."
         ),
     )
-    warmup: bool = Field(default=True, description="Run one evaluation after load so the first request is fast.")
+    warmup: Bool = Field(default=True, description="Run one evaluation after load so the first request is fast.")
 
     @property
     def label(self) -> str | None:
@@ -109,17 +110,17 @@ class OpenAIModelSettings(BackendSettings):
     api_key_file: Path | None = Field(
         default=None, description="A file whose first line is the API key (instead of api_key_env)."
     )
-    verify_tls: bool = Field(default=True, description="Check the server's TLS certificate (https:// URLs).")
+    verify_tls: Bool = Field(default=True, description="Check the server's TLS certificate (https:// URLs).")
     ca_file: Path | None = Field(
         default=None, description="A PEM file of the certificate authorities to trust (a team's own CA); none = the system's."
     )
-    connect_timeout_s: float = Field(default=2.0, gt=0, le=120, description="Longest wait for a connection.")
-    timeout_s: float = Field(
+    connect_timeout_s: Float = Field(default=2.0, gt=0, le=120, description="Longest wait for a connection.")
+    timeout_s: Float = Field(
         default=30.0, gt=0, le=3600,
         description="Longest wait for the server's next bytes, the first piece of an answer included.",
     )
-    max_connections: int = Field(default=8, ge=1, le=256, description="Connections kept open per server (keep-alive).")
-    health_interval_s: float = Field(
+    max_connections: Int = Field(default=8, ge=1, le=256, description="Connections kept open per server (keep-alive).")
+    health_interval_s: Float = Field(
         default=2.0, gt=0, le=3600, description="How often each server is checked in the background."
     )
     fim: Literal["auto", "tokens", "none"] = Field(
@@ -207,38 +208,41 @@ ModelSettings = Annotated[
 class CompletionSettings(_Section):
     """Inline completion: prompt windows and generation limits."""
 
-    enabled: bool = Field(default=True, description="Offer inline completions (false: the server answers none).")
-    prefix_tokens: int = Field(default=1024, ge=16, description="Tokens of text before the cursor in the prompt.")
-    suffix_tokens: int = Field(
+    enabled: Bool = Field(default=True, description="Offer inline completions (false: the server answers none).")
+    prefix_tokens: Int = Field(default=1024, ge=16, le=1_048_576, description="Tokens of text before the cursor in the prompt.")
+    suffix_tokens: Int = Field(
         default=1024,
         ge=0,
+        le=1_048_576,
         description=(
             "Tokens of text after the cursor in the prompt (a model without FIM tokens gets whole lines after the "
             "cursor's line, placed before the text that leads to the cursor)."
         ),
     )
-    cold_prefix_tokens: int = Field(
+    cold_prefix_tokens: Int = Field(
         default=128,
         ge=0,
+        le=1_048_576,
         description=(
             "Prefix window of a request the KV cache holds nothing for (a file just opened): answered fast from "
             "this many tokens, while the full window is evaluated in the background; 0 = always the full window."
         ),
     )
-    cold_suffix_tokens: int = Field(
+    cold_suffix_tokens: Int = Field(
         default=192,
         ge=0,
+        le=1_048_576,
         description="Suffix window of a request the KV cache holds nothing for (see cold_prefix_tokens).",
     )
-    extra_context_tokens: int = Field(
-        default=1024, ge=0, description="Tokens of chunks from recently used files placed before the current one."
+    extra_context_tokens: Int = Field(
+        default=1024, ge=0, le=1_048_576, description="Tokens of chunks from recently used files placed before the current one."
     )
-    extra_context_chunks: int = Field(default=16, ge=0, le=256, description="Most chunks kept in the ring.")
-    extra_context_lines: int = Field(default=32, ge=4, le=512, description="Lines per chunk.")
-    retrieval_timeout_ms: float = Field(
-        default=30.0, ge=0, description="How long a completion waits for retrieved context (memories) before going without."
+    extra_context_chunks: Int = Field(default=16, ge=0, le=256, description="Most chunks kept in the ring.")
+    extra_context_lines: Int = Field(default=32, ge=4, le=512, description="Lines per chunk.")
+    retrieval_timeout_ms: Float = Field(
+        default=30.0, ge=0, le=60_000, description="How long a completion waits for retrieved context (memories) before going without."
     )
-    token_healing: bool = Field(
+    token_healing: Bool = Field(
         default=True,
         description=(
             "When the cursor is inside a word, let the model write the word's last token again (constrained to "
@@ -249,17 +253,17 @@ class CompletionSettings(_Section):
         default="spm",
         description="spm: suffix before prefix, so a keystroke re-evaluates only the prompt's tail; psm: prefix first.",
     )
-    grow_after_ms: float = Field(
+    grow_after_ms: Float = Field(
         default=400.0, ge=0, le=60_000,
         description="After a cold answer, how long the user must pause before the full window is evaluated.",
     )
-    max_tokens: int = Field(default=64, ge=1, le=32768, description="Most tokens one suggestion may have.")
-    max_lines: int = Field(default=8, ge=1, description="Most lines one suggestion may have.")
-    time_limit_ms: float = Field(default=2000.0, ge=0, description="Stop generating after this long; 0 = no limit.")
+    max_tokens: Int = Field(default=64, ge=1, le=32768, description="Most tokens one suggestion may have.")
+    max_lines: Int = Field(default=8, ge=1, le=10_000, description="Most lines one suggestion may have.")
+    time_limit_ms: Float = Field(default=2000.0, ge=0, le=600_000, description="Stop generating after this long; 0 = no limit.")
     preset: str | None = Field(
         default=None, description="Sampler preset (see [sampling]); none = sampling.features.completion."
     )
-    seed: int | None = Field(default=None, description="Seed for sampling; none = 0 (the same text for the same prompt).")
+    seed: Int | None = Field(default=None, ge=0, le=2**32 - 1, description="Seed for sampling; none = 0 (the same text for the same prompt).")
 
     @model_validator(mode="after")
     def _windows_fit(self) -> "CompletionSettings":
@@ -271,8 +275,8 @@ class CompletionSettings(_Section):
 class ChatSettings(_Section):
     """Chat: how long an answer may be and how much of the conversation the model sees again."""
 
-    max_tokens: int = Field(default=512, ge=1, le=32768, description="Most tokens one answer may have.")
-    history_tokens: int = Field(
+    max_tokens: Int = Field(default=512, ge=1, le=32768, description="Most tokens one answer may have.")
+    history_tokens: Int = Field(
         default=2048, ge=0, le=1_000_000,
         description="Earlier turns the model sees again, newest first, the oldest dropped first.",
     )
@@ -288,10 +292,10 @@ class PromptSettings(_Section):
             "named like a built-in one replaces it."
         ),
     )
-    rag_budget_tokens: int = Field(
+    rag_budget_tokens: Int = Field(
         default=1024, ge=0, le=65536, description="Tokens of retrieved memories (rag_context) a template gets by default."
     )
-    recent_budget_tokens: int = Field(
+    recent_budget_tokens: Int = Field(
         default=256, ge=0, le=65536, description="Tokens of recent chat turns and accepted completions (rag_recent)."
     )
 

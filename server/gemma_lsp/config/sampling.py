@@ -17,7 +17,9 @@ from __future__ import annotations
 import math
 from typing import Annotated, Literal, Union
 
-from pydantic import BaseModel, ConfigDict, Field, field_validator, model_validator
+from pydantic import BaseModel, BeforeValidator, ConfigDict, Field, field_validator, model_validator
+
+from .strict import Float, Int
 
 
 class UnknownPreset(LookupError):
@@ -33,8 +35,15 @@ class _Spec(BaseModel):
     model_config = ConfigDict(extra="forbid", frozen=True, allow_inf_nan=False)
 
 
-_Probability = Annotated[float, Field(ge=0.0, le=1.0)]
-_MinKeep = Annotated[int, Field(ge=1, description="Never keep fewer than this many tokens.")]
+_VOCAB = 10_000_000  # more tokens than any vocabulary has: the bound of token counts and ids
+_Probability = Annotated[Float, Field(ge=0.0, le=1.0)]
+_MinKeep = Annotated[Int, Field(ge=1, le=_VOCAB, description="Never keep fewer than this many tokens.")]
+_BIAS = 100.0
+_Bias = Annotated[
+    Float,
+    Field(le=_BIAS, json_schema_extra={"minimum": -_BIAS}, description="-100 to 100 added to the logit, or -inf (\"-inf\" in JSON) to ban the token."),
+    BeforeValidator(lambda v: -math.inf if isinstance(v, str) and v.strip().lower() == "-inf" else v),  # JSON has no -inf
+]
 
 
 class GreedySpec(_Spec):
@@ -53,30 +62,30 @@ class TemperatureSpec(_Spec):
     """Divide logits by ``temperature``; 0 keeps only the most likely token."""
 
     type: Literal["temperature"] = "temperature"
-    temperature: float = Field(ge=0.0, le=100.0)
+    temperature: Float = Field(ge=0.0, le=100.0)
 
 
 class DynamicTemperatureSpec(_Spec):
     """Entropy-scaled temperature in [temperature - delta, temperature + delta] (llama.cpp temp_ext)."""
 
     type: Literal["dynamic_temperature"] = "dynamic_temperature"
-    temperature: float = Field(ge=0.0, le=100.0)
-    delta: float = Field(default=0.0, ge=0.0, le=100.0)
-    exponent: float = Field(default=1.0, gt=0.0, le=100.0)
+    temperature: Float = Field(ge=0.0, le=100.0)
+    delta: Float = Field(default=0.0, ge=0.0, le=100.0)
+    exponent: Float = Field(default=1.0, gt=0.0, le=100.0)
 
 
 class TopKSpec(_Spec):
     """Keep the ``k`` most likely tokens."""
 
     type: Literal["top_k"] = "top_k"
-    k: int = Field(ge=1)
+    k: Int = Field(ge=1, le=_VOCAB)
 
 
 class TopPSpec(_Spec):
     """Keep the smallest most-likely set whose probability reaches ``p`` (nucleus sampling)."""
 
     type: Literal["top_p"] = "top_p"
-    p: float = Field(gt=0.0, le=1.0)
+    p: Float = Field(gt=0.0, le=1.0)
     min_keep: _MinKeep = 1
 
 
@@ -92,7 +101,7 @@ class TypicalSpec(_Spec):
     """Locally typical sampling: keep tokens whose surprise is closest to the entropy, up to mass ``p``."""
 
     type: Literal["typical"] = "typical"
-    p: float = Field(gt=0.0, le=1.0)
+    p: Float = Field(gt=0.0, le=1.0)
     min_keep: _MinKeep = 1
 
 
@@ -100,18 +109,18 @@ class MirostatV2Spec(_Spec):
     """Mirostat 2.0: steer the surprise of selected tokens towards ``tau`` bits at learning rate ``eta``."""
 
     type: Literal["mirostat_v2"] = "mirostat_v2"
-    tau: float = Field(default=5.0, gt=0.0, le=100.0)
-    eta: float = Field(default=0.1, gt=0.0, le=1.0)
+    tau: Float = Field(default=5.0, gt=0.0, le=100.0)
+    eta: Float = Field(default=0.1, gt=0.0, le=1.0)
 
 
 class PenaltiesSpec(_Spec):
     """Repetition (CTRL-style), frequency and presence penalties over the last ``last_n`` tokens."""
 
     type: Literal["penalties"] = "penalties"
-    last_n: int = Field(default=64, ge=1, le=1_000_000)
-    repeat: float = Field(default=1.0, gt=0.0, le=100.0)
-    frequency: float = Field(default=0.0, ge=-100.0, le=100.0)
-    presence: float = Field(default=0.0, ge=-100.0, le=100.0)
+    last_n: Int = Field(default=64, ge=1, le=1_000_000)
+    repeat: Float = Field(default=1.0, gt=0.0, le=100.0)
+    frequency: Float = Field(default=0.0, ge=-100.0, le=100.0)
+    presence: Float = Field(default=0.0, ge=-100.0, le=100.0)
 
 
 class LogitBiasSpec(_Spec):
@@ -120,14 +129,14 @@ class LogitBiasSpec(_Spec):
     model_config = ConfigDict(extra="forbid", frozen=True, allow_inf_nan=True)
 
     type: Literal["logit_bias"] = "logit_bias"
-    bias: dict[Annotated[int, Field(ge=0)], float] = Field(min_length=1)
+    bias: dict[Annotated[int, Field(ge=0, le=_VOCAB)], _Bias] = Field(min_length=1)
 
     @field_validator("bias")
     @classmethod
     def _finite_or_ban(cls, bias: dict[int, float]) -> dict[int, float]:
         for token, value in bias.items():
-            if math.isnan(value) or value == math.inf:
-                raise ValueError(f"bias for token {token} must be finite or -inf (a ban), got {value}")
+            if math.isnan(value) or not (-_BIAS <= value <= _BIAS or value == -math.inf):
+                raise ValueError(f"bias for token {token} must be from -100 to 100, or -inf (a ban), got {value}")
         return bias
 
 
