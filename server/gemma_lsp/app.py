@@ -46,7 +46,7 @@ class Applied:
 
     model: bool = False  # the model settings changed: the model was unloaded and must load again
     memory: bool = False  # memory or index settings changed: a new memory service must start
-    prompts: bool = False  # the template folders changed
+    prompts: bool = False  # the template folders (or render limits) changed
 
 
 class Services:
@@ -159,9 +159,10 @@ class Services:
     async def apply(self, settings: Settings) -> Applied:
         """Push ``settings`` to every service; returns what the front end must follow up on."""
         old, self.settings = self.settings, settings
-        prompts = settings.prompts.dirs != old.prompts.dirs
-        if prompts:
-            self.prompts = library_for(settings.prompts)
+        prompts = settings.prompts.model_dump(exclude=_PROMPT_BUDGETS) != old.prompts.model_dump(exclude=_PROMPT_BUDGETS)
+        if prompts:  # folders or render limits: a new library (its render workers) replaces the old
+            previous, self.prompts = self.prompts, library_for(settings.prompts)
+            previous.close()
         memory = self._with_memory and (
             settings.memory != old.memory or settings.index != old.index
             or _remote_embedding(settings) != _remote_embedding(old)
@@ -175,6 +176,7 @@ class Services:
         return Applied(model=model, memory=memory, prompts=prompts)
 
     async def close(self) -> None:
+        self.prompts.close()
         await self.engine.close()
         if self.memory is not None:
             await self.memory.close()
@@ -196,6 +198,9 @@ class Services:
         except MemoryUnavailable as exc:
             log.warning("prompt %s without memories: %s", name, exc)
             return await render_prompt(self.prompts, name, inputs, None)
+
+
+_PROMPT_BUDGETS = {"rag_budget_tokens", "recent_budget_tokens"}  # read at each render: no new library
 
 
 def _remote_embedding(settings: Settings) -> tuple[str, ...] | None:

@@ -17,10 +17,12 @@ Folders are searched in order and the first file of a name wins, so a user's fol
 before the built-in one overrides single templates. Every lookup checks the files' modification
 times (a few ``stat`` calls), so an edited template is used at once, without a restart.
 
-Templates run in Jinja's sandbox (a template cannot reach Python objects) and may only use the
+Templates run in a bounded Jinja sandbox (``sandbox.py``: no Python objects, no huge values),
+in a worker process with a deadline and a memory limit (``worker.py``), and may only use the
 variables in :data:`VARIABLES`; a typo such as ``{{ selecton }}`` is reported when the file is
-loaded, not silently rendered as nothing. Every problem is one :class:`PromptError` sentence
-naming the file and, where there is one, the line.
+loaded, not silently rendered as nothing. A template file (or an included one) whose real path
+is outside its folder, through a link, is refused. Every problem is one :class:`PromptError`
+sentence naming the file and, where there is one, the line.
 """
 
 from __future__ import annotations
@@ -35,9 +37,11 @@ from typing import Any
 
 import jinja2
 import jinja2.meta
-import jinja2.sandbox
 
 from gemma_lsp.errors import GemmaLspError
+
+from .sandbox import DEFAULT_MAX_CHARS, BoundedEnvironment, TemplateLimit, confined
+from .worker import ENVIRONMENT_OPTIONS, RenderFailed, RenderPool
 
 if sys.version_info >= (3, 11):
     import tomllib
@@ -82,19 +86,11 @@ class Template:
     rag_budget_tokens: int | None = None
     recent_budget_tokens: int | None = None
     body_line: int = 1  # the file line the template body starts on (after any front matter)
-    compiled: Any = field(default=None, repr=False, compare=False)
+    source: str = field(default="", repr=False, compare=False)  # the body, as rendered
 
     @property
     def uses_memories(self) -> bool:
         return any(v in self.variables for v in MEMORY_VARIABLES)
-
-    def render(self, values: dict[str, Any]) -> str:
-        try:
-            return self.compiled.render({name: values.get(name, "") for name in VARIABLES})
-        except Exception as exc:  # a sandbox refusal, an undefined attribute, a type error in an expression
-            line = getattr(exc, "lineno", None)
-            where = f", line {line + self.body_line - 1}" if line else ""
-            raise PromptError(f"{self.path}{where}: {_reason(exc)}") from None
 
 
 @dataclass(frozen=True)
@@ -107,15 +103,20 @@ class _Entry:
 class PromptLibrary:
     """The templates of some folders, by name, always as they are on disk now."""
 
-    def __init__(self, dirs: list[Path | str]) -> None:
+    def __init__(
+        self,
+        dirs: list[Path | str],
+        *,
+        timeout_seconds: float = 3.0,
+        memory_mb: int = 512,
+        max_chars: int = DEFAULT_MAX_CHARS,
+    ) -> None:
+        """``timeout_seconds``, ``memory_mb`` and ``max_chars`` bound one render: its time, the
+        worker's memory, and the size of every string it makes (its output included)."""
         self.dirs = [Path(d).expanduser() for d in dirs]
-        self._env = jinja2.sandbox.SandboxedEnvironment(
-            undefined=jinja2.StrictUndefined,
-            autoescape=False,
-            keep_trailing_newline=True,
-            trim_blocks=True,
-            lstrip_blocks=True,
-        )
+        self.max_chars = max_chars
+        self._env = BoundedEnvironment(self.dirs, max_chars, **ENVIRONMENT_OPTIONS)  # parses; never renders
+        self._pool = RenderPool(seconds=timeout_seconds, memory_mb=memory_mb)
         self._entries: dict[Path, _Entry] = {}
         self._lock = threading.Lock()
 
@@ -157,7 +158,34 @@ class PromptLibrary:
         return out
 
     def render(self, name: str, values: dict[str, Any]) -> str:
-        return self.get(name).render(values)
+        return self.render_template(self.get(name), values)
+
+    def render_template(self, template: Template, values: dict[str, Any]) -> str:
+        """``template`` filled in with ``values``, in a worker process within the limits; blocks
+        (call it from a thread in async code). Raises PromptError naming the file and the limit."""
+        job = {
+            "dirs": [str(d) for d in self.dirs],
+            "source": template.source,
+            "values": {name: values.get(name, "") for name in VARIABLES},
+            "max_chars": self.max_chars,
+        }
+        try:
+            return self._pool.render(job)
+        except RenderFailed as exc:
+            where = f", line {exc.line + template.body_line - 1}" if exc.line else ""
+            raise PromptError(f"{template.path}{where}: {exc.reason.rstrip('.')}.") from None
+
+    def warm(self) -> None:
+        """Start a render worker now (the first render then does not wait for one)."""
+        self._pool.warm()
+
+    def close(self) -> None:
+        """Stop the render workers; the library may not render afterwards."""
+        self._pool.close()
+
+    def check(self, path: Path) -> str | None:
+        """The problem of the template file ``path`` as it is on disk now (None when it loads)."""
+        return self._load(Path(path)).error
 
     # ------------------------------------------------------------------ loading
     def _files(self) -> dict[str, Path]:
@@ -179,7 +207,10 @@ class PromptLibrary:
 
     def _load(self, path: Path) -> _Entry:
         try:
+            confined(path, path.parent)
             st = path.stat()
+        except TemplateLimit as exc:
+            return _Entry((0, 0), None, f"{exc}.")
         except OSError as exc:
             return _Entry((0, 0), None, f"Cannot read the prompt template {path}: {exc.strerror or exc}.")
         stamp = (st.st_mtime_ns, st.st_size)
@@ -211,7 +242,6 @@ class PromptLibrary:
                 stamp, None,
                 f"{path} uses {names}, which no prompt receives; the variables are {', '.join(VARIABLES)}.",
             )
-        compiled = self._env.from_string(body)
         template = Template(
             name=path.name[: -len(SUFFIX)],
             path=path,
@@ -220,7 +250,7 @@ class PromptLibrary:
             rag_budget_tokens=meta.get("rag_budget_tokens"),
             recent_budget_tokens=meta.get("recent_budget_tokens"),
             body_line=body_line,
-            compiled=compiled,
+            source=body,
         )
         return _Entry(stamp, template, None)
 

@@ -7,6 +7,7 @@ package never imports memory/. The query for retrieval is the question and the s
 
 from __future__ import annotations
 
+import asyncio
 import time
 from collections.abc import Awaitable, Callable
 from dataclasses import asdict, dataclass
@@ -95,5 +96,5 @@ async def render_prompt(
         blocks.update(await context(query, rag, recent, exclude=inputs.shown(), **extra))
     context_ms = (time.perf_counter() - started) * 1000
     values = {**asdict(inputs), "selection": inputs.selection.rstrip("\r\n"), "lines": inputs.lines(), **blocks}
-    text = template.render(values)
+    text = await asyncio.to_thread(library.render_template, template, values)  # in a worker, with a deadline
     return RenderedPrompt(name, str(template.path), text, blocks["rag_context"], blocks["rag_recent"], context_ms)
