@@ -98,6 +98,7 @@ class _Entry:
     stamp: tuple[int, int]  # (mtime_ns, size) when loaded
     template: Template | None
     error: str | None
+    line: int = 1  # the file line the error is on (1 when it is about the whole file)
 
 
 class PromptLibrary:
@@ -183,9 +184,11 @@ class PromptLibrary:
         """Stop the render workers; the library may not render afterwards."""
         self._pool.close()
 
-    def check(self, path: Path) -> str | None:
-        """The problem of the template file ``path`` as it is on disk now (None when it loads)."""
-        return self._load(Path(path)).error
+    def check(self, path: Path) -> tuple[str, int] | None:
+        """The problem of the template file ``path`` as it is on disk now, and the line it is on
+        (None when the file loads)."""
+        entry = self._load(Path(path))
+        return (entry.error, entry.line) if entry.error is not None else None
 
     # ------------------------------------------------------------------ loading
     def _files(self) -> dict[str, Path]:
@@ -234,13 +237,15 @@ class PromptLibrary:
             return _Entry(stamp, None, str(exc))
         except jinja2.TemplateSyntaxError as exc:
             line = (exc.lineno or 1) + body_line - 1
-            return _Entry(stamp, None, f"{path}, line {line}: {_reason(exc)}")
+            return _Entry(stamp, None, f"{path}, line {line}: {_reason(exc)}", line)
         unknown = sorted(jinja2.meta.find_undeclared_variables(ast) - set(VARIABLES))
         if unknown:
             names = ", ".join(unknown)
+            first = re.search(rf"\b{re.escape(unknown[0])}\b", body)
             return _Entry(
                 stamp, None,
                 f"{path} uses {names}, which no prompt receives; the variables are {', '.join(VARIABLES)}.",
+                body.count("\n", 0, first.start()) + body_line if first else body_line,
             )
         template = Template(
             name=path.name[: -len(SUFFIX)],
