@@ -1,4 +1,4 @@
-"""The ``gemma-lsp`` command: serve | demo | bench | make-test-model | memory | index | prompt | protocol | schema."""
+"""The ``gemma-lsp`` command: serve | demo | bench | make-test-model | memory | index | prompt | config | protocol | schema."""
 
 from __future__ import annotations
 
@@ -78,6 +78,17 @@ def _parser() -> argparse.ArgumentParser:
     rnd.add_argument("--no-memories", action="store_true", help="leave rag_context and rag_recent empty")
     rnd.add_argument("--json", action="store_true", help="print the rendered prompt and its memory blocks as JSON")
 
+    cfg = sub.add_parser("config", help="the settings file: show | validate | set KEY VALUE")
+    cfile = argparse.ArgumentParser(add_help=False)
+    cfile.add_argument("--config", type=Path, help="TOML settings file (default: $GEMMA_LSP_CONFIG or the user config dir)")
+    csub = cfg.add_subparsers(dest="action", required=True, metavar="ACTION")
+    csub.add_parser("show", parents=[cfile], help="print the effective settings as TOML, saying which file they come from")
+    cval = csub.add_parser("validate", parents=[cfile], help="check the file: exit 1 with one line per problem")
+    cval.add_argument("file", nargs="?", type=Path, help="the file to check (default: --config, else the user's)")
+    cset = csub.add_parser("set", parents=[cfile], help="set a dotted KEY to VALUE (a TOML value or text), checked first")
+    cset.add_argument("key", help="e.g. completion.max_tokens")
+    cset.add_argument("value", help="e.g. 32, true, 0.2, '[\"a\"]' or text")
+
     sub.add_parser("protocol", help="print every custom method, command and notification as JSON")
     sub.add_parser("schema", help="print the JSON schema of every setting (what editors build their settings from)")
     doc = sub.add_parser("doctor", help="check the model, llama.cpp, threads, memory store, templates: a line each")
@@ -106,6 +117,9 @@ def _serve(args: argparse.Namespace) -> int:
     from gemma_lsp.config import default_config_path
     from gemma_lsp.lsp import create_server
 
+    if args.config is not None and not args.config.exists():  # named on purpose: not a default to skip
+        print(f"gemma-lsp: --config {args.config} does not exist", file=sys.stderr)
+        return 2
     _configure_logging(args.verbose, args.log_file)
     overrides = {"model": {"backend": "llama.cpp", "path": str(args.model)}} if args.model else {}
     level = logging.WARNING if args.verbose == 0 else logging.INFO if args.verbose == 1 else logging.DEBUG
@@ -143,6 +157,32 @@ def _doctor(args: argparse.Namespace) -> int:
     for check in checks:
         print(check.line())
     return 1 if any(c.status == doctor.FAIL for c in checks) else 0
+
+
+def _config(args: argparse.Namespace) -> int:
+    from gemma_lsp.config import default_config_path
+    from gemma_lsp.config.edit import problems, set_value, show, toml_value
+    from gemma_lsp.errors import ConfigError
+
+    path = (getattr(args, "file", None) or args.config or default_config_path()).expanduser()
+
+    def notify(message: str) -> None:
+        print(f"gemma-lsp: {message}", file=sys.stderr)
+
+    try:
+        if args.action == "show":
+            print(show(path, notify=notify), end="")
+        elif args.action == "validate":
+            found = problems(path, notify)
+            print("\n".join(found) if found else f"{path} is valid")
+            return 1 if found else 0
+        else:
+            value = set_value(path, args.key, args.value, notify)
+            print(f"{args.key} = {toml_value(value)} in {path}")
+    except ConfigError as exc:
+        print(f"gemma-lsp: {exc}", file=sys.stderr)
+        return 1
+    return 0
 
 
 def _make_test_model(args: argparse.Namespace) -> int:
@@ -374,6 +414,8 @@ def main(argv: list[str] | None = None) -> int:
         return 0
     if args.command == "doctor":
         return _doctor(args)
+    if args.command == "config":
+        return _config(args)
     if args.command == "schema":
         import json
 

@@ -63,7 +63,11 @@ def deep_merge(base: Mapping[str, Any], override: Mapping[str, Any]) -> dict[str
 
 
 def _describe(error: ValidationError) -> str:
-    first = error.errors()[0]
+    return describe_error(error.errors()[0])
+
+
+def describe_error(first: Mapping[str, Any]) -> str:
+    """One sentence for one of pydantic's errors, naming the key (``completion.max_tokens``)."""
     loc = list(first["loc"])
     if first["type"] == "union_tag_invalid":  # [model] backend = "unknown"
         ctx = first.get("ctx", {})
