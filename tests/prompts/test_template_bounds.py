@@ -225,3 +225,26 @@ def test_include_import_and_extends_are_confined_to_the_template_folders(tmp_pat
             library.render("climbs", SELECTION)
     finally:
         library.close()
+
+
+async def test_the_render_limits_are_settings_and_a_change_replaces_the_library(tmp_path):
+    from gemma_lsp.app import Services
+    from gemma_lsp.config import Settings
+
+    (tmp_path / "long.jinja").write_text("{% for i in range(200) %}{{ selection }}{% endfor %}")
+    settings = Settings.model_validate({"prompts": {"dirs": [str(tmp_path)], "max_prompt_chars": 1000}})
+    services = Services.from_settings(settings, memory=False)
+    try:
+        old = services.prompts
+        with pytest.raises(PromptError, match="passed 1,000 characters"):
+            old.render("long", SELECTION)
+        roomy = Settings.model_validate({"prompts": {"dirs": [str(tmp_path)], "max_prompt_chars": 100_000}})
+        applied = await services.apply(roomy)
+        assert applied.prompts and services.prompts is not old and old._pool._closed
+        assert services.prompts.render("long", SELECTION) == "xyzxyzxyzx" * 200
+        budgets = roomy.model_copy(update={"prompts": roomy.prompts.model_copy(update={"rag_budget_tokens": 7})})
+        assert not (await services.apply(budgets)).prompts  # budgets are read at each render
+    finally:
+        await services.close()
+    with pytest.raises(Exception, match="max_prompt_chars"):
+        Settings.model_validate({"prompts": {"max_prompt_chars": 10}})

@@ -298,6 +298,18 @@ class PromptSettings(_Section):
     recent_budget_tokens: Int = Field(
         default=256, ge=0, le=65536, description="Tokens of recent chat turns and accepted completions (rag_recent)."
     )
+    render_timeout_seconds: Float = Field(
+        default=3.0, ge=0.1, le=60.0,
+        description="The longest a template may take to render; a slower one is stopped and named.",
+    )
+    render_memory_mb: Int = Field(
+        default=512, ge=64, le=16384,
+        description="Memory (MB) of the process that renders templates; a template needing more is stopped and named.",
+    )
+    max_prompt_chars: Int = Field(
+        default=1_000_000, ge=1000, le=100_000_000,
+        description="The most characters a rendered prompt, or any string a template makes, may have.",
+    )
 
 
 class LogSettings(_Section):

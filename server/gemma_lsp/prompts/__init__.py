@@ -13,5 +13,8 @@ __all__ = [
 
 
 def library_for(settings) -> PromptLibrary:
-    """The library of ``[prompts] dirs`` followed by the built-in folder."""
-    return PromptLibrary([*settings.dirs, builtin_prompt_dir()])
+    """The library of ``[prompts] dirs`` followed by the built-in folder, with the render limits."""
+    return PromptLibrary(
+        [*settings.dirs, builtin_prompt_dir()], timeout_seconds=settings.render_timeout_seconds,
+        memory_mb=settings.render_memory_mb, max_chars=settings.max_prompt_chars,
+    )  # fmt: skip
