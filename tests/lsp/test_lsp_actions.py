@@ -130,7 +130,7 @@ async def test_clients_that_resolve_get_the_edit_from_code_action_resolve(tmp_pa
 
 async def test_a_bad_action_is_named(editor):
     session, uri = editor
-    with pytest.raises(JsonRpcException, match="action must be one of ask, explain, fix, document, tests"):
+    with pytest.raises(JsonRpcException, match="gemma.action.run: action: Input should be 'ask', 'explain', 'fix', 'document' or 'tests'"):
         await session.execute(protocol.ACTION_RUN, {"action": "refactor-everything", "uri": uri})
     with pytest.raises(JsonRpcException, match="is not open"):
         await session.execute(protocol.ACTION_RUN, {"action": "fix", "uri": "file:///nope.py",
@@ -140,9 +140,9 @@ async def test_a_bad_action_is_named(editor):
 @pytest.mark.parametrize(
     ("argument", "said"),
     [
-        ({"action": "fix"}, "needs uri: the open document"),
-        ({"action": "fix", "uri": "URI"}, "needs range: the selection"),
-        ({"action": "ask", "uri": "URI", "range": "RANGE", "question": 5}, "question must be a string"),
+        ({"action": "fix"}, "gemma.action.run: uri: Field required"),
+        ({"action": "fix", "uri": "URI"}, "gemma.action.run: range: Field required"),
+        ({"action": "ask", "uri": "URI", "range": "RANGE", "question": 5}, "gemma.action.run: question: Input should be a valid string"),
         ({"action": "document", "uri": "URI", "range": {"start": {"line": 90, "character": 0}, "end": {"line": 91, "character": 0}}},
          "outside .* which has 9 lines"),
     ],

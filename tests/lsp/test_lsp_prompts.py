@@ -78,7 +78,7 @@ async def test_edited_templates_are_used_at_once_and_broken_ones_are_named(clien
     template.write_text("Review {{ selction }}\n")
     with pytest.raises(JsonRpcException, match=r"review.jinja uses selction, which no prompt receives"):
         await command(client, "gemma.prompt.render", {"template": "review", "uri": uri})
-    with pytest.raises(JsonRpcException, match="gemma.prompt.render needs template"):
+    with pytest.raises(JsonRpcException, match="gemma.prompt.render: template: Field required"):
         await command(client, "gemma.prompt.render", {"uri": uri})
     with pytest.raises(JsonRpcException, match="is not open"):
         await command(client, "gemma.prompt.render", {"template": "explain", "uri": uri + "x"})

@@ -23,7 +23,7 @@ from gemma_lsp.prompts import PromptError
 
 from .feature import LanguageFeature, command, request
 from .prompts import prompt_inputs
-from .values import plain
+from .values import plain, validated
 
 log = logging.getLogger(__name__)
 
@@ -58,6 +58,7 @@ class ChatFeature(LanguageFeature):
 
     @request(protocol.CHAT_SESSIONS)
     async def sessions(self, params: Any) -> list[dict]:
+        _object(params, protocol.CHAT_SESSIONS)
         return await self.services.chat.sessions()
 
     # ------------------------------------------------------------------ a turn
@@ -142,10 +143,7 @@ class ChatFeature(LanguageFeature):
 
 
 def _object(params: Any, name: str) -> dict:
-    value = plain(params) if params is not None else {}
-    if not isinstance(value, dict):
-        raise JsonRpcInvalidParams(f"{name} takes an object of parameters, got {type(value).__name__}.")
-    return value
+    return validated(name, plain(params) if params is not None else None)
 
 
 def _on_cancel(server, token: Any, task: asyncio.Task | None) -> None:

@@ -101,6 +101,10 @@ class MemoryFeature(LanguageFeature):
             text, _, _ = selected_text(self.server.documents, name, arg["uri"], arg["range"])
         if not text or not str(text).strip():
             raise JsonRpcInvalidParams(f"{name} needs text, or a uri and a non-empty range to take it from.")
+        if len(text) > protocol.MAX_TEXT:
+            raise JsonRpcInvalidParams(
+                f"{name}: the range holds {len(text)} characters; a memory holds at most {protocol.MAX_TEXT}."
+            )
         try:
             memory = await self._service().remember(
                 str(text),

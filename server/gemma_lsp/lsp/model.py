@@ -15,6 +15,7 @@ from gemma_lsp.app import Applied
 from gemma_lsp.errors import ModelUnavailable
 
 from .feature import LanguageFeature, request
+from .values import plain, validated
 
 
 class ModelFeature(LanguageFeature):
@@ -69,6 +70,7 @@ class ModelFeature(LanguageFeature):
     @request(protocol.STATS)
     def stats(self, params: Any) -> dict[str, Any]:
         """Engine counters and the last request's figures (used by tests and benchmarks)."""
+        validated(protocol.STATS, plain(params) if params is not None else None)
         engine = self.services.engine
         info = engine.info
         return {

@@ -7,6 +7,8 @@ from typing import Any
 from lsprotocol import types as lsp
 from pygls.exceptions import JsonRpcInvalidParams
 
+from gemma_lsp import protocol
+
 
 def plain(value: Any) -> Any:
     """Dicts, lists and scalars all the way down."""
@@ -20,15 +22,20 @@ def plain(value: Any) -> Any:
 
 
 def command_argument(args: tuple, command: str) -> dict[str, Any]:
-    """The one object argument of ``workspace/executeCommand`` (``{}`` when there is none)."""
-    if not args:
-        return {}
-    value = args[0]
-    if hasattr(value, "_asdict"):
-        value = value._asdict()
-    if not isinstance(value, dict):
-        raise JsonRpcInvalidParams(f"{command} takes one object argument, got {type(value).__name__}.")
-    return {k: (v._asdict() if hasattr(v, "_asdict") else v) for k, v in value.items()}
+    """The one object argument of ``workspace/executeCommand`` (``{}`` when there is none),
+    validated by the command's model in ``protocol.py``: one ``InvalidParams`` sentence otherwise."""
+    if len(args) > 1:
+        raise JsonRpcInvalidParams(f"{command} takes one object argument, got {len(args)} arguments.")
+    return validated(command, plain(args[0]) if args else None)
+
+
+def validated(name: str, value: Any) -> dict[str, Any]:
+    """``value`` checked by ``name``'s parameter model, as plain data without the fields left out."""
+    try:
+        params = protocol.parse(name, value)
+    except protocol.InvalidParams as exc:
+        raise JsonRpcInvalidParams(str(exc)) from None
+    return params.model_dump(exclude_unset=True, exclude_none=True)
 
 
 def selected_text(documents: Any, command: str, uri: str, rng: Any) -> tuple[str, int, int]:
