@@ -25,7 +25,7 @@ def session_for(tmp_path, model, **chat) -> EditorSession:
         "memory": {"sqlite_path": str(tmp_path / "m.sqlite3"), "journal_dir": str(tmp_path / "j")},
         "index": {"enabled": False},
     }
-    return EditorSession(settings=settings, root=root, server_args=["--config", str(tmp_path / "none.toml")])
+    return EditorSession(settings=settings, root=root)
 
 
 @pytest.fixture

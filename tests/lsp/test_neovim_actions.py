@@ -79,7 +79,7 @@ def run(tiny_model: Path, tmp_path_factory: pytest.TempPathFactory) -> dict[str,
     }
     env = {
         "GEMMA_NVIM_CMD": json.dumps(
-            [*SERVER_COMMAND, "--log-file", str(server_log), "--config", str(work / "none.toml")]
+            [*SERVER_COMMAND, "--log-file", str(server_log)]
         ),
         "GEMMA_NVIM_INIT": json.dumps({"gemma": settings}),
         "GEMMA_NVIM_FILE": str(source),

@@ -39,7 +39,7 @@ async def test_an_editor_on_a_shared_server_survives_the_server_dying(start_serv
             "completion": {"max_tokens": 2, "max_lines": 1},
             "chat": {"max_tokens": 3},
         },
-        server_args=["--config", str(tmp_path / "none.toml"), "--log-file", str(log_file), "-vv"],
+        server_args=["--log-file", str(log_file), "-vv"],
     )
     await session.start()
     try:
