@@ -17,7 +17,9 @@ def _isolated_user_dirs(tmp_path_factory: pytest.TempPathFactory) -> None:
     home = tmp_path_factory.mktemp("home")
     os.environ["XDG_CONFIG_HOME"] = str(home / "config")
     os.environ["XDG_CACHE_HOME"] = str(home / "cache")
+    os.environ["XDG_DATA_HOME"] = str(home / "data")  # where `gemma-lsp bench` stores its runs
     os.environ.pop("GEMMA_LSP_CONFIG", None)
+    os.environ.pop("GEMMA_LSP_BENCH_STORE", None)
 
 
 @pytest.fixture(scope="session")

@@ -96,8 +96,12 @@ def _parser() -> argparse.ArgumentParser:
     doc.add_argument("--model", default=None, help="a Gemma GGUF or a named model, in place of model.path")
     doc.add_argument("--workspace", type=Path, default=None, help="the workspace folder to check")
 
-    b = sub.add_parser("bench", help="benchmarks")
-    b.add_argument("suite", choices=["completion", "sampling", "rag", "quality", "chat"])
+    b = sub.add_parser(
+        "bench", help="benchmarks",
+        description="Run a suite (its results are stored: --store PATH, --no-store, --tag TEXT), or read the "
+        "stored runs back: report, compare, models.",
+    )  # fmt: skip
+    b.add_argument("suite", choices=["completion", "sampling", "rag", "quality", "chat", "report", "compare", "models"])
     b.add_argument("rest", nargs=argparse.REMAINDER, help="options of the suite (see gemma-lsp bench SUITE --help)")
     return p
 
@@ -200,17 +204,52 @@ def _make_test_model(args: argparse.Namespace) -> int:
 
 def _bench(args: argparse.Namespace) -> int:
     rest = [a for a in args.rest if a != "--"]
+    if args.suite == "compare":  # the stored runs
+        from gemma_lsp.bench.compare import main as compare_runs
+
+        return compare_runs(rest)
+    if args.suite == "report":
+        from gemma_lsp.bench.report import main as write_report
+
+        return write_report(rest)
+    if args.suite == "models":
+        from gemma_lsp.bench.models import main as compare_models
+
+        return compare_models(rest)
+    from gemma_lsp.bench.store import StoreError, record, store_options
+
+    try:
+        store, tag, rest = store_options(rest)
+    except ValueError as exc:
+        print(f"gemma-lsp: {exc}", file=sys.stderr)
+        return 2
     if args.suite == "completion":
-        from gemma_lsp.bench.completion import main as bench_main
+        from gemma_lsp.bench.completion import run
     elif args.suite == "rag":
-        from gemma_lsp.bench.rag import main as bench_main
+        from gemma_lsp.bench.rag import run
     elif args.suite == "chat":
-        from gemma_lsp.bench.chat import main as bench_main
+        from gemma_lsp.bench.chat import run
     elif args.suite == "quality":
-        from gemma_lsp.bench.quality import main as bench_main
+        from gemma_lsp.bench.quality import run
     else:
-        from gemma_lsp.bench.sampling import main as bench_main
-    return bench_main(rest)
+        from gemma_lsp.bench.sampling import run
+    from gemma_lsp.bench.machine import reset_peak_rss
+
+    reset_peak_rss()
+    result = run(rest)
+    print(result.output(), flush=True)  # every suite's results are printed here, then stored
+    if store is None:
+        return 0
+    try:
+        run_id, path = record(
+            result.suite, result.report, model=result.model, settings=result.settings, n_ctx=result.n_ctx, tag=tag,
+            path=store,
+        )  # fmt: skip
+    except StoreError as exc:
+        print(f"gemma-lsp: the results were not stored: {exc}", file=sys.stderr)
+        return 1
+    print(f"stored as run {run_id} in {path}", file=sys.stderr)
+    return 0
 
 
 def _services(config: Path | None, workspace: Path | None, *, memory: bool = True):

@@ -22,7 +22,6 @@ from __future__ import annotations
 
 import argparse
 import asyncio
-import json
 import statistics
 import sys
 import tempfile
@@ -32,7 +31,7 @@ from typing import Any
 
 from gemma_lsp import protocol
 
-from .common import percentiles
+from .common import SuiteRun, no_config, percentiles, suite_settings
 
 NOTES = (
     "Areas are computed in square metres; lengths come in metres.",
@@ -139,7 +138,7 @@ async def run_ours(model: str, turns: int, keystrokes: int, workdir: Path, log) 
             "memory": {"sqlite_path": str(workdir / "m.sqlite3"), "journal_dir": str(workdir / "j")},
             "index": {"enabled": False},
         },
-        root=root, server_args=["--config", str(workdir / "none.toml")],
+        root=root, server_args=no_config(workdir),
     )
     await session.start()
     try:
@@ -218,7 +217,7 @@ def run_chat_bench(model: str, turns: int = 5, keystrokes: int = 12, log=lambda 
     return report
 
 
-def main(argv: list[str] | None = None) -> int:
+def run(argv: list[str] | None = None) -> SuiteRun:
     p = argparse.ArgumentParser(prog="gemma-lsp bench chat", description=__doc__.split("\n\n")[0])
     p.add_argument("--model", default="gemma3-270m", help="a named model or a Gemma GGUF (default: gemma3-270m)")
     p.add_argument("--turns", type=int, default=5)
@@ -228,11 +227,15 @@ def main(argv: list[str] | None = None) -> int:
     args = p.parse_args(argv)
     log = (lambda m: None) if args.quiet else (lambda m: print(f"[bench chat] {m}", file=sys.stderr, flush=True))
     report = run_chat_bench(args.model, args.turns, args.keystrokes, log)
-    if args.json:
-        print(json.dumps(report))
-    else:
-        for key, value in report.items():
-            print(f"{key:>34}: {value}")
+    text = "\n".join(f"{key:>34}: {value}" for key, value in report.items())
+    from gemma_lsp.config import LlamaCppModelSettings
+
+    n_ctx = LlamaCppModelSettings().n_ctx
+    return SuiteRun("chat", report, text, args.json, model=args.model, settings=suite_settings(args), n_ctx=n_ctx)
+
+
+def main(argv: list[str] | None = None) -> int:
+    print(run(argv).output())
     return 0
 
 

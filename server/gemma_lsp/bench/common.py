@@ -1,11 +1,48 @@
-"""What the benchmarks share: percentiles and the synthetic source files they type into."""
+"""What the benchmarks share: a suite's result, percentiles and the synthetic source files they type into."""
 
 from __future__ import annotations
 
+import argparse
+import json
 import statistics
 import tempfile
 from collections.abc import Callable
+from dataclasses import dataclass, field
 from pathlib import Path
+from typing import Any
+
+
+@dataclass
+class SuiteRun:
+    """What a suite's ``run(argv)`` returns: its report (the JSON ``--json`` prints), the readable
+    text printed otherwise, and what the results store keeps beside them (``bench/store.py``): the
+    model measured (a GGUF path or a named model; None when there is none), the suite's settings,
+    and the context size the model ran with (for its KV-cache figure)."""
+
+    suite: str
+    report: dict[str, Any]
+    text: str
+    as_json: bool = False
+    model: str | Path | None = None
+    settings: dict[str, Any] = field(default_factory=dict)
+    n_ctx: int | None = None
+
+    def output(self) -> str:
+        return json.dumps(self.report) if self.as_json else self.text
+
+
+def no_config(workdir: Path) -> list[str]:
+    """The server's arguments for an empty settings file of the run's own (``--config`` must name a
+    file that exists), so the user's own settings never change a benchmark's figures."""
+    path = workdir / "no-config.toml"
+    path.touch()
+    return ["--config", str(path)]
+
+
+def suite_settings(args: argparse.Namespace, *leave_out: str) -> dict[str, Any]:
+    """A suite's parsed options as the settings it ran with (paths as text; output-only flags left out)."""
+    skip = {"json", "quiet", "server_log", *leave_out}
+    return {k: (str(v) if isinstance(v, Path) else v) for k, v in sorted(vars(args).items()) if k not in skip}
 
 FUNCTION = '''
 def summarise_{n}(values: list[int], limit: int = {n}) -> dict[str, int]:

@@ -17,7 +17,6 @@ from __future__ import annotations
 
 import argparse
 import asyncio
-import json
 import statistics
 import sys
 import tempfile
@@ -26,7 +25,7 @@ from collections.abc import Callable
 from pathlib import Path
 from typing import Any
 
-from .common import bench_file, functions_for, percentiles
+from .common import SuiteRun, bench_file, functions_for, no_config, percentiles, suite_settings
 
 def make_source(target_tokens: int, tokenize) -> tuple[str, int]:
     """A Python file of about ``target_tokens`` tokens and the cursor offset near its end."""
@@ -62,7 +61,7 @@ async def run_completion_bench(
             "model": model_settings or {"path": str(model), "idle_unload_seconds": 0},
             "completion": {"max_tokens": max_tokens, "max_lines": 4, "prefix_tokens": 2048},
         },
-        server_args=["--config", str(workdir / "no-config.toml")]
+        server_args=no_config(workdir)
         + (["--log-file", str(server_log), "-vv"] if server_log else []),
     )
     await session.start()
@@ -122,6 +121,7 @@ async def run_completion_bench(
         "requests": requests,
         "max_tokens": max_tokens,
         "latency_ms": percentiles(latency),
+        "latency_samples_ms": [round(x, 3) for x in latency],
         "engine_ms": percentiles(engine),
         "overhead_ms": percentiles(overhead),
         "tokens_evaluated": {"p50": statistics.median(evaluated)},
@@ -175,7 +175,7 @@ def _test_model(preset: str) -> Path:
     return path
 
 
-def main(argv: list[str] | None = None) -> int:
+def run(argv: list[str] | None = None) -> SuiteRun:
     p = argparse.ArgumentParser(prog="gemma-lsp bench completion")
     p.add_argument("--json", action="store_true", help="print one JSON object")
     p.add_argument("--model", type=Path, help="a Gemma GGUF (default: the tiny random test model)")
@@ -207,11 +207,17 @@ def main(argv: list[str] | None = None) -> int:
         result["typing"] = asyncio.run(
             run_typing_bench(typing_model, args.typing_max_tokens, args.fim_order, 4 if args.no_reuse else 0)
         )
-    if args.json:
-        print(json.dumps(result))
-    else:
-        for key, value in result.items():
-            print(f"{key:>22}: {value}")
+    from gemma_lsp.config import LlamaCppModelSettings
+
+    text = "\n".join(f"{key:>22}: {value}" for key, value in result.items() if key != "latency_samples_ms")
+    return SuiteRun(
+        "completion", result, text, args.json, model=model, settings=suite_settings(args),
+        n_ctx=LlamaCppModelSettings(path=model).n_ctx,
+    )  # fmt: skip
+
+
+def main(argv: list[str] | None = None) -> int:
+    print(run(argv).output())
     return 0
 
 

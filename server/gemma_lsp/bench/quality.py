@@ -92,7 +92,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
-from .common import percentiles
+from .common import SuiteRun, no_config, percentiles, suite_settings
 
 PACKAGES = ("numpy", "pygls", "jinja2")
 SKIP_FOLDERS = {"tests", "test"}
@@ -313,6 +313,7 @@ def summarise(cases: list[Case], answers: list[Answer]) -> dict[str, Any]:
         "empty_rate": _rate([s["empty"] for s in scores]),
         "fragment_rate": _rate([s["fragment"] for s in scores]),
         "latency_ms": percentiles([a.ms for a in answers]),
+        "latency_samples_ms": [round(a.ms, 3) for a in answers],
         "tokens_evaluated": percentiles([f.get("tokens_evaluated", 0) for f in engine]),
         "prefill_tokens_per_s": _per_second(
             (f.get("tokens_evaluated", 0) for f in engine), (f.get("prefill_ms") or 0 for f in engine)
@@ -445,7 +446,7 @@ async def run_ours(
     from gemma_lsp.lsp.client import EditorSession, file_uri
 
     settings = _merge({"model": {"path": model, "idle_unload_seconds": 0}}, extra)
-    session = EditorSession(settings=settings, server_args=["--config", str(workdir / "no-config.toml")])
+    session = EditorSession(settings=settings, server_args=no_config(workdir))
     await session.start()
     answers: dict[str, list[Answer]] = {}
     try:
@@ -703,7 +704,7 @@ def _fmt(value: float | None, digits: int = 3) -> str:
     return "-" if value is None else f"{value:.{digits}f}"
 
 
-def main(argv: list[str] | None = None) -> int:
+def run(argv: list[str] | None = None) -> SuiteRun:
     p = argparse.ArgumentParser(prog="gemma-lsp bench quality", description="Completion quality and speed on real code.")
     p.add_argument("--json", action="store_true", help="print one JSON object")
     p.add_argument("--model", default="gemma3-270m", help="a named model or a Gemma GGUF (default: gemma3-270m)")
@@ -728,7 +729,16 @@ def main(argv: list[str] | None = None) -> int:
     report = run_quality(
         args.model, args.cases, args.seed, modes, not args.no_peer, not args.no_sampler, extra, log
     )
-    print(json.dumps(report) if args.json else format_table(report))
+    from gemma_lsp.config import LlamaCppModelSettings
+
+    model_settings = extra.get("model") if isinstance(extra.get("model"), dict) else {}
+    n_ctx = model_settings.get("n_ctx") or LlamaCppModelSettings().n_ctx
+    settings = suite_settings(args) | {"settings": extra}
+    return SuiteRun("quality", report, format_table(report), args.json, model=args.model, settings=settings, n_ctx=n_ctx)
+
+
+def main(argv: list[str] | None = None) -> int:
+    print(run(argv).output())
     return 0
 
 

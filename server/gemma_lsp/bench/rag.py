@@ -45,7 +45,6 @@ from __future__ import annotations
 
 import argparse
 import asyncio
-import json
 import os
 import platform
 import re
@@ -69,7 +68,7 @@ from gemma_lsp.memory.redis_server import RedisServer, free_port
 from gemma_lsp.memory.service import MemoryService
 from gemma_lsp.prompts import PromptInputs, PromptLibrary, builtin_prompt_dir, render_prompt
 
-from .common import percentiles
+from .common import SuiteRun, percentiles, suite_settings
 
 ROOT = "/bench/workspace"
 NAMESPACE = namespace_for_workspace(ROOT)  # the namespace the services give this workspace
@@ -608,7 +607,7 @@ def _table(r: dict[str, Any]) -> str:
     return "\n".join(lines)
 
 
-def main(argv: list[str] | None = None) -> int:
+def run(argv: list[str] | None = None) -> SuiteRun:
     parser = argparse.ArgumentParser(prog="gemma-lsp bench rag", description=__doc__.split("\n\n")[0])
     parser.add_argument("--json", action="store_true", help="print one JSON object")
     parser.add_argument("--chunks", type=int, default=100_000, help="corpus size (default 100000)")
@@ -632,7 +631,11 @@ def main(argv: list[str] | None = None) -> int:
         dense_seconds=args.dense_seconds, dense_queries=args.dense_queries, redis=not args.no_redis,
         seed=args.seed, log=log,
     )  # fmt: skip
-    print(json.dumps(report) if args.json else _table(report))
+    return SuiteRun("rag", report, _table(report), args.json, settings=suite_settings(args))
+
+
+def main(argv: list[str] | None = None) -> int:
+    print(run(argv).output())
     return 0
 
 

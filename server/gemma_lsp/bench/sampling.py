@@ -33,7 +33,6 @@ neither can take less than that; on the shared 2-core test machine it alone vari
 from __future__ import annotations
 
 import argparse
-import json
 import statistics
 import sys
 import time
@@ -56,6 +55,8 @@ from gemma_lsp.config.sampling import (
 from gemma_lsp.engine.native import llama_cpp_available
 from gemma_lsp.engine.native_sampling import NativeChain
 from gemma_lsp.sampling import build_sampler
+
+from .common import SuiteRun, suite_settings
 
 GEMMA3_VOCAB = 262_144
 SHAPES = ("peaked", "flat")
@@ -201,7 +202,7 @@ def _table(report: dict) -> str:
     return "\n".join(lines)
 
 
-def main(argv: list[str] | None = None) -> int:
+def run(argv: list[str] | None = None) -> SuiteRun:
     parser = argparse.ArgumentParser(prog="gemma-lsp bench sampling", description=__doc__.split("\n\n")[0])
     parser.add_argument("--json", action="store_true", help="print one JSON object")
     parser.add_argument("--repeats", type=int, default=100, help="timed tokens per preset and shape")
@@ -210,10 +211,13 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--cold", action="store_true", help="evict the caches before every token (64 MB write)")
     args = parser.parse_args(argv)
     if not llama_cpp_available():
-        print("bench sampling needs llama-cpp-python (the native reference)", file=sys.stderr)
-        return 1
+        raise SystemExit("bench sampling needs llama-cpp-python (the native reference)")
     report = run_sampling_bench(repeats=args.repeats, vocab=args.vocab, seed=args.seed, cold=args.cold)
-    print(json.dumps(report) if args.json else _table(report))
+    return SuiteRun("sampling", report, _table(report), args.json, settings=suite_settings(args))
+
+
+def main(argv: list[str] | None = None) -> int:
+    print(run(argv).output())
     return 0
 
 

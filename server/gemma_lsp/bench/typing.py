@@ -18,7 +18,7 @@ from pathlib import Path
 from typing import Any
 
 
-from .common import bench_file, functions_for, percentiles
+from .common import bench_file, functions_for, no_config, percentiles
 
 # What the user types at the cursor: "\b" is a backspace (a typo, then its correction).
 SCRIPT = "total = sum(vlaues\b\b\b\b\balues)\nif total > limit:\n    return total\n"
@@ -101,7 +101,7 @@ async def _typing_run(model: Path, file_tokens: int, settings: dict[str, Any], s
     from gemma_lsp.lsp.client import EditorSession, file_uri
 
     workdir, path, text, cursor, n_file_tokens = bench_file(model, make_file, file_tokens, "gemma-lsp-typing-")
-    session = EditorSession(settings=settings, server_args=["--config", str(workdir / "none.toml")])
+    session = EditorSession(settings=settings, server_args=no_config(workdir))
     await session.start()
     try:
         uri = file_uri(path)
