@@ -36,6 +36,7 @@ BOMBS = {
     "huge-range": ("{{ range(10**9)|list }}", "range() of 1,000,000,000 numbers"),
     "percent-filter": ("{{ '%999999999s'|format(selection) }}", "'%' formatting would make"),
     "percent-operator": ("{{ '%999999999s' % selection }}", "'%' formatting would make"),
+    "percent-bytes": ("{{ '%999999999s'.encode() % selection.encode() }}", "'%' formatting would make"),
     "percent-star": ("{{ '%*s' % (999999999, selection) }}", "'*' width or precision"),
     "center": ("{{ 'x'|center(10**9) }}", "the center filter would make"),
     "indent": ("{{ 'a\nb'|indent(1000000000) }}", "the indent filter would make"),

@@ -228,7 +228,7 @@ class BoundedEnvironment(jinja2.sandbox.ImmutableSandboxedEnvironment):
             if isinstance(left, sequence) and isinstance(right, sequence):
                 self.check_size(measure(left, self.max_chars) + measure(right, self.max_chars), "joining two values")
         elif operator == "%":
-            if isinstance(left, str):
+            if isinstance(left, str | bytes):
                 return self.percent_format(left, right)
         return super().call_binop(context, operator, left, right)
 
@@ -239,10 +239,11 @@ class BoundedEnvironment(jinja2.sandbox.ImmutableSandboxedEnvironment):
                 f"{_plural(MAX_INT_BITS, 'bits')} a template may make"
             )
 
-    def percent_format(self, template: str, args: Any) -> str:
+    def percent_format(self, template: str | bytes, args: Any) -> str | bytes:
         """``template % args`` after checking every width and precision and the arguments' sizes."""
         size = len(template) + measure(args, self.max_chars)
-        for m in _PERCENT.finditer(template):
+        text = template.decode("latin-1") if isinstance(template, bytes) else template
+        for m in _PERCENT.finditer(text):
             for number in (m.group("width"), m.group("precision")):
                 if number == "*":
                     raise TemplateLimit("a '*' width or precision in '%' formatting is not allowed in templates")
