@@ -9,6 +9,7 @@ from __future__ import annotations
 import json
 import sqlite3
 import threading
+import uuid
 import time
 from collections.abc import Iterable, Sequence
 from pathlib import Path
@@ -48,6 +49,10 @@ CREATE TABLE IF NOT EXISTS changes (
     at REAL NOT NULL
 );
 CREATE INDEX IF NOT EXISTS changes_by_namespace ON changes (namespace, seq);
+CREATE TABLE IF NOT EXISTS epochs (
+    namespace TEXT PRIMARY KEY,
+    epoch TEXT NOT NULL
+);
 CREATE TABLE IF NOT EXISTS applied_ops (
     op_key TEXT PRIMARY KEY,
     expires_at REAL NOT NULL
@@ -222,6 +227,12 @@ class EmbeddedMemoryStore:
             )
             db.execute("DELETE FROM applied_ops WHERE expires_at <= ?", (now,))
             return cur.rowcount
+
+    def epoch(self, namespace: str) -> str:
+        """Set once per namespace in this file (a new file, a new epoch)."""
+        with self._transaction() as db:
+            db.execute("INSERT OR IGNORE INTO epochs (namespace, epoch) VALUES (?, ?)", (namespace, uuid.uuid4().hex))
+            return db.execute("SELECT epoch FROM epochs WHERE namespace = ?", (namespace,)).fetchone()[0]
 
     def ping(self) -> bool:
         self._read("SELECT 1", ())

@@ -10,6 +10,7 @@ cluster too):
 - ``P:{N}:changes``         stream: the change feed (``op``, ``id``, ``origin``, ``at``), capped
                             at ~``change_feed_max_len`` entries
 - ``P:{N}:op:<op_id>:<id>`` string: marks a ``touch`` with that ``op_id`` as applied (7 days)
+- ``P:{N}:epoch``           string: a random id set once (``SET NX``); gone when Redis lost its data
 
 Memory hash fields: ``id namespace tier kind text tags`` (JSON list) ``importance created_at
 last_accessed access_count content_hash`` and, when set, ``source`` (JSON) and ``embedding``
@@ -21,6 +22,7 @@ from __future__ import annotations
 import functools
 import json
 import time
+import uuid
 from collections.abc import Iterable, Sequence
 from urllib.parse import parse_qsl, urlencode, urlsplit, urlunsplit
 
@@ -162,6 +164,20 @@ class RedisMemoryStore:
 
     def op_key(self, namespace: str, op_id: str, id: str) -> str:
         return f"{self._base(namespace)}:op:{op_id}:{id}"
+
+    def epoch_key(self, namespace: str) -> str:
+        return f"{self._base(namespace)}:epoch"
+
+    @_guard
+    def epoch(self, namespace: str) -> str:
+        """The namespace's epoch: set once; a Redis that lost its data (restarted without RDB/AOF,
+        flushed) no longer has it and gets a new one, so derived indexes know to rebuild."""
+        node, key = self._node(namespace), self.epoch_key(namespace)
+        value = node.get(key)
+        if value is None:
+            node.set(key, uuid.uuid4().hex, nx=True)
+            value = node.get(key)
+        return value.decode() if isinstance(value, bytes) else str(value)
 
     # -- writes -------------------------------------------------------------------------
 

@@ -271,6 +271,10 @@ class ResilientStore:
     def purge_expired(self, namespace: str) -> int:
         return self._read(lambda: self.inner.purge_expired(namespace), lambda: 0)
 
+    def epoch(self, namespace: str) -> str | None:
+        """The store's epoch once the journal is replayed; None while degraded (unknown)."""
+        return self._read(lambda: self.inner.epoch(namespace), lambda: None)
+
     def ping(self) -> bool:
         return self.inner.ping()
 

@@ -58,6 +58,8 @@ class MemoryService:
         )
         self._executor = concurrent.futures.ThreadPoolExecutor(max_workers=1, thread_name_prefix="gemma-memory")
         self._loaded = False
+        self._epoch: str | None = None  # the store's epoch the index was built against
+        self.rebuilds = 0  # index rebuilds because the store came back with another history
 
     @property
     def degraded(self) -> bool:
@@ -68,11 +70,21 @@ class MemoryService:
 
     # ------------------------------------------------------------------ lifecycle
     def _ensure_loaded(self) -> None:
+        """Build the index from the store once, then follow the change feed; rebuild it when the
+        store's epoch changed (it lost its data: a Redis restarted without persistence), since the
+        feed then no longer says what left."""
+        epoch = getattr(self.store, "epoch", lambda ns: None)(self.namespace)
+        if self._loaded and epoch is not None and epoch != self._epoch:  # (None before: built while degraded)
+            log.warning("the memory store lost its data (epoch %s, was %s): rebuilding the search index", epoch, self._epoch)
+            self._loaded = False
+            self.rebuilds += 1
         if not self._loaded:
             self.index.load(self.store, self.namespace)
             self._loaded = True
         else:
             self.index.sync(self.store, self.namespace)
+        if epoch is not None:
+            self._epoch = epoch
 
     async def start(self) -> int:
         """Build the index from the store; returns how many memories it holds."""

@@ -73,6 +73,13 @@ class MemoryStore(Protocol):
         """Drop what expiry left behind (rows / index entries); returns how many. Never needed for correctness."""
         ...
 
+    def epoch(self, namespace: str) -> str | None:
+        """An id written once when the namespace's data came to be in this store; it changes when
+        the store lost that data (a Redis restarted without persistence, a deleted SQLite file), so
+        whatever was derived from the old data (the search index) must be rebuilt. None = unknown
+        right now (degraded)."""
+        ...
+
     def ping(self) -> bool:
         """True when the backend answers; raises ``MemoryUnavailable`` when it does not."""
         ...
