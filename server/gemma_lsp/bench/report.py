@@ -127,7 +127,7 @@ def _plot_latency(plt, runs: list[Run], path: Path) -> bool:
 
 
 def _bars(plt, path: Path, title: str, panels: dict[str, dict[str, float] | dict[str, dict[str, float]]],
-          ylabel: str | dict[str, str]) -> bool:
+          ylabel: str | dict[str, str], ylim: tuple[float, float] | None = None) -> bool:
     """One panel per key of ``panels``: ``{label: value}`` draws a bar per label; ``{series: {label:
     value}}`` draws the series' bars side by side per label, with a legend."""
     panels = {k: v for k, v in panels.items() if v}
@@ -148,6 +148,8 @@ def _bars(plt, path: Path, title: str, panels: dict[str, dict[str, float] | dict
         ax.set_title(name, fontsize=9)
         ax.set_ylabel(ylabel[name] if isinstance(ylabel, dict) else ylabel)
         ax.grid(axis="y", alpha=0.3)
+        if ylim is not None:
+            ax.set_ylim(*ylim)
         if len(series) > 1:
             ax.legend(fontsize=7)
     fig.suptitle(title)
@@ -194,7 +196,7 @@ def _plot_quality(plt, runs: list[Run], path: Path) -> bool:
             for key, title in (("exact_line", "exact line"), ("edit_similarity", "edit similarity")):
                 if f"ours.{mode}.{key}" in m:
                     groups[f"{title} ({mode})"][name] = m[f"ours.{mode}.{key}"]
-    return _bars(plt, path, "Completion quality per model and setting", dict(groups), "rate (0-1)")
+    return _bars(plt, path, "Completion quality per model and setting", dict(groups), "rate", ylim=(0.0, 1.05))
 
 
 def _plot_sampler(plt, runs: list[Run], path: Path) -> bool:
