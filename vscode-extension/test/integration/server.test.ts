@@ -98,6 +98,8 @@ describe('the extension against the real gemma-lsp serve', () => {
     const tinyModel = path.join(tmp, 'tiny.gguf');
     execFileSync(found.command, ['make-test-model', '--out', tinyModel]);
 
+    const emptyConfig = path.join(tmp, 'empty.toml'); // the user's own config.toml stays out of the test
+    fs.writeFileSync(emptyConfig, '');
     config.user = {
       'model.path': tinyModel,
       'model.idle_unload_seconds': 0,
@@ -107,7 +109,7 @@ describe('the extension against the real gemma-lsp serve', () => {
       'memory.journal_dir': path.join(tmp, 'journal'),
       'index.enabled': false,
       'inlineCompletion.paused': false,
-      'server.args': ['--config', path.join(tmp, 'none.toml')],
+      'server.args': ['--config', emptyConfig],
     };
     capabilities = vscodeCapabilities();
 
