@@ -143,7 +143,7 @@ class GemmaLanguageServer(LanguageServer):
             try:
                 settings = apply_layer(ls.settings, _section(params.settings))
             except ConfigError as exc:
-                ls.tell(f"{exc} The previous settings stay in force.")
+                ls.tell(f"{exc} (didChangeConfiguration; the previous settings stay in force)", lsp.MessageType.Warning)
                 return
             ls._adopt(settings)
             applied = await ls.services.apply(settings)
@@ -252,15 +252,19 @@ class GemmaLanguageServer(LanguageServer):
         """defaults <- TOML file <- command-line overrides <- initializationOptions."""
         settings = Settings()
         for name, layer in (
-            ("config file", lambda: load_file(self.config_path) if self.config_path else {}),
+            ("config file", lambda: load_file(self.config_path, self._config_notice) if self.config_path else {}),
             ("command line", lambda: self.cli_overrides),
             ("initializationOptions", lambda: _section(init_options)),
         ):
             try:
                 settings = apply_layer(settings, layer())
-            except ConfigError as exc:
-                self.tell(f"{exc} ({name}; using the previous values)")
+            except ConfigError as exc:  # this layer is left out; the others still apply
+                self.tell(f"{exc} ({name}; using the previous values)", lsp.MessageType.Warning)
         return settings
+
+    def _config_notice(self, message: str) -> None:
+        """What loading the config file has to say (a migration): told once, as information."""
+        self.tell(message, lsp.MessageType.Info)
 
     def _adopt(self, settings: Settings) -> None:
         self.settings = settings
@@ -270,12 +274,31 @@ class GemmaLanguageServer(LanguageServer):
 
 
 def _section(options: Any) -> dict[str, Any]:
-    """Settings from initializationOptions or didChangeConfiguration: ``{"gemma": {...}}`` or flat."""
+    """Settings from initializationOptions or didChangeConfiguration: ``{"gemma": {...}}`` or flat.
+
+    Keys beside a ``gemma`` section belong to other tools and are left alone; without one, every key
+    must be a setting's section (an unknown one is named by ``apply_layer``). Anything that is not an
+    object of settings is :class:`ConfigError`, one sentence saying what came instead.
+    """
     if options is None:
         return {}
     if not isinstance(options, dict):
-        raise ConfigError(f"Invalid settings: expected an object, got {type(options).__name__}.")
+        raise ConfigError(f"Invalid settings: expected an object of settings, got {_shape(options)}.")
     if CONFIG_SECTION in options:
         inner = options[CONFIG_SECTION]
-        return inner if isinstance(inner, dict) else {}
+        if inner is None:
+            return {}
+        if not isinstance(inner, dict):
+            raise ConfigError(
+                f"Invalid settings: the {CONFIG_SECTION!r} section must be an object of settings, got {_shape(inner)}."
+            )
+        return inner
     return options
+
+
+def _shape(value: Any) -> str:
+    """What a client sent, in JSON's words: ``a string ('oops')``, ``a list``."""
+    kind = {str: "a string", bool: "a boolean", int: "a number", float: "a number", list: "a list"}.get(type(value))
+    if kind is None:
+        return type(value).__name__
+    return f"{kind} ({value!r})" if not isinstance(value, list) else kind
