@@ -101,7 +101,7 @@ def _parser() -> argparse.ArgumentParser:
         description="Run a suite (its results are stored: --store PATH, --no-store, --tag TEXT), or read the "
         "stored runs back: report, compare, models.",
     )  # fmt: skip
-    b.add_argument("suite", choices=["completion", "sampling", "rag", "quality", "chat", "report", "compare", "models"])
+    b.add_argument("suite", choices=["completion", "sampling", "rag", "quality", "chat", "soak", "report", "compare", "models"])
     b.add_argument("rest", nargs=argparse.REMAINDER, help="options of the suite (see gemma-lsp bench SUITE --help)")
     return p
 
@@ -133,12 +133,12 @@ def _serve(args: argparse.Namespace) -> int:
         if not host or not port.isdigit():
             print(f"gemma-lsp: --tcp expects HOST:PORT, got {args.tcp!r}", file=sys.stderr)
             return 2
-        server.start_tcp(host, int(port))
-    else:
-        from gemma_lsp.lsp.protocol import serve_stdio
+        from gemma_lsp.lsp.transport import exit_now, serve_tcp
 
-        serve_stdio(server)
-    return 0
+        exit_now(serve_tcp(server, host, int(port)))
+    from gemma_lsp.lsp.transport import exit_now, serve_stdio
+
+    exit_now(serve_stdio(server))
 
 
 def _doctor(args: argparse.Namespace) -> int:
@@ -231,6 +231,8 @@ def _bench(args: argparse.Namespace) -> int:
         from gemma_lsp.bench.chat import run
     elif args.suite == "quality":
         from gemma_lsp.bench.quality import run
+    elif args.suite == "soak":
+        from gemma_lsp.bench.soak import run
     else:
         from gemma_lsp.bench.sampling import run
     from gemma_lsp.bench.machine import reset_peak_rss

@@ -10,7 +10,7 @@ import logging
 from gemma_lsp.cli import _configure_logging
 from gemma_lsp.lsp import create_server
 from gemma_lsp.lsp.feature import LanguageFeature, command
-from gemma_lsp.lsp.protocol import serve_stdio
+from gemma_lsp.lsp.transport import exit_now, serve_stdio
 
 BOOM = "test.faulty.boom"
 
@@ -30,4 +30,4 @@ if __name__ == "__main__":
     _configure_logging(1, None)
     server = create_server(cli_log_level=logging.INFO)
     server.add_feature(Faulty(server))
-    serve_stdio(server)
+    exit_now(serve_stdio(server))

@@ -30,7 +30,7 @@ async def started(tmp_path, model, resolve_edits=False) -> tuple[EditorSession, 
             "memory": {"sqlite_path": str(tmp_path / "m.sqlite3"), "journal_dir": str(tmp_path / "j")},
             "index": {"enabled": False},
         },
-        root=root, server_args=["--config", str(tmp_path / "none.toml")], resolve_edits=resolve_edits,
+        root=root, resolve_edits=resolve_edits,
     )
     await editor.start()
     uri = file_uri(path)

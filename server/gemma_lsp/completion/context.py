@@ -32,6 +32,11 @@ def similarity(a: Chunk, b: Chunk) -> float:
     return len(la & lb) / len(la | lb)
 
 
+MAX_CHUNK_CHARS = 4096
+"""The most text a chunk or a retrieval query holds: lines of minified code or data can be
+megabytes long, and all of it would be tokenized on the keystroke path."""
+
+
 class RingContext:
     """At most ``max_chunks`` chunks of ``chunk_lines`` lines, deduplicated by similarity."""
 
@@ -49,7 +54,7 @@ class RingContext:
             return False
         half = self.chunk_lines // 2
         start = max(0, min(line - half, len(lines) - self.chunk_lines))
-        body = "".join(lines[start : start + self.chunk_lines])
+        body = "".join(lines[start : start + self.chunk_lines])[:MAX_CHUNK_CHARS]
         if not body.strip():
             return False
         chunk = Chunk(path, body)
@@ -105,7 +110,7 @@ class RetrievalCache:
             if start == 0:
                 break
             start = text.rfind("\n", 0, start - 1) + 1
-        return "\n".join(text[start:end].splitlines())
+        return "\n".join(text[max(start, end - MAX_CHUNK_CHARS) : end].splitlines())
 
     async def chunks(self, text: str, offset: int, budget_tokens: int, timeout_s: float) -> list[Chunk]:
         query = self.query(text, offset)

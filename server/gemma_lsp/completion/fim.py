@@ -31,14 +31,13 @@ control token (``<|fim_prefix|>``) cannot inject it into the prompt.
 
 from __future__ import annotations
 
-import re
 from dataclasses import dataclass
 
+from gemma_lsp.editing.lexing import word_tail
 from gemma_lsp.engine import HealedTokens, Tokenizer
 
 from .context import Chunk
 
-_WORD_TAIL = re.compile(r"[\w$]+\Z")
 _MAX_HEALED = 4  # tokens backed up at most (a long identifier cut near its end needs one or two)
 
 # A generous upper bound of characters per token, to tokenize only a window of a big file.
@@ -112,8 +111,7 @@ class FimPromptBuilder:
         the last one after an operator; none after whitespace, where a fresh token starts."""
         if not prefix or offset == 0 or text[offset - 1].isspace():
             return 0
-        word = _WORD_TAIL.search(text, 0, offset)
-        need = len(word.group()) if word else 1
+        need = len(word_tail(text, offset)) or 1
         limit = min(_MAX_HEALED, len(prefix))
         for count in range(1, limit + 1):
             if len(backend.detokenize(prefix[-count:])) >= need:
@@ -160,8 +158,9 @@ class FimPromptBuilder:
         if lo == 0 and len(backend.tokenize(text[:offset])) <= budget:
             return 0
         target = int(budget * _REANCHOR_FILL)
-        used = 0
-        anchor = offset - (offset - text.rfind("\n", 0, offset) - 1)  # start of the cursor's line
+        anchor = text.rfind("\n", 0, offset) + 1  # start of the cursor's line
+        if anchor < lo:
+            return lo  # a line longer than the window: never tokenize more than the window
         used = len(backend.tokenize(text[anchor:offset]))
         while anchor > lo:
             start = text.rfind("\n", 0, anchor - 1) + 1

@@ -76,6 +76,7 @@ from gemma_lsp.editing.lexing import (
     scan,
     state_at,
     syntax_for,
+    word_tail,
 )
 from gemma_lsp.languages import language_by_id
 
@@ -90,7 +91,6 @@ _BELOW_LINES = 40
 
 _PY_CONTINUATIONS = frozenset({"else", "elif", "except", "finally"})
 _WORD_HEAD = re.compile(r"[\w$]+")
-_WORD_TAIL = re.compile(r"[\w$]+\Z")
 _WORD_CHAR = re.compile(r"[\w$]")
 
 
@@ -236,11 +236,10 @@ def _drop_restarted_word(first: str, ctx: _Context) -> str:
     Peers insert ``return x`` at ``retu|`` and the user gets ``retureturn x``. Applied only when
     the suggestion's first word is longer than the fragment and starts with it, and no word
     character follows the cursor (then the fragment is part of a longer word)."""
-    tail = _WORD_TAIL.search(ctx.line_before)
-    if tail is None or _WORD_CHAR.match(ctx.line_after[:1]):
+    fragment = word_tail(ctx.line_before)
+    if not fragment or _WORD_CHAR.match(ctx.line_after[:1]):
         return first
     head = _WORD_HEAD.match(first)
-    fragment = tail.group()
     if head and len(head.group()) > len(fragment) and head.group().startswith(fragment):
         return first[len(fragment) :]
     return first

@@ -18,6 +18,20 @@ OPENER = {")": "(", "]": "[", "}": "{"}  # closer -> the opener it closes
 CLOSER = {"(": ")", "[": "]", "{": "}"}  # opener -> the closer that closes it
 
 _PREFIX_WINDOW = 10_000  # characters before an offset scanned for its state
+_WORD_TAIL = re.compile(r"[\w$]+\Z")
+WORD_TAIL_LIMIT = 256
+"""The longest word fragment looked at before a cursor: no identifier is longer in practice."""
+
+
+def word_tail(text: str, end: int | None = None, limit: int = WORD_TAIL_LIMIT) -> str:
+    """The run of word characters (``[\\w$]``) that ends at ``end``, at most its last ``limit``.
+
+    Looks at ``limit`` characters only: a search over the whole text tries every start on a
+    line of word characters, quadratic in its length (a 128 KiB line took 55 s).
+    """
+    end = len(text) if end is None else end
+    found = _WORD_TAIL.search(text, max(0, end - limit), end)
+    return found.group() if found else ""
 
 
 @dataclass(frozen=True)
@@ -199,7 +213,10 @@ def state_at(doc: str, offset: int, syntax: Syntax) -> tuple[Lex, list[str]]:
     The state at the start of the offset's line is cached by the text before it: while the
     user types on one line only that line is scanned again (this runs on every keystroke).
     """
-    start = 0 if offset <= _PREFIX_WINDOW else doc.rfind("\n", 0, offset - _PREFIX_WINDOW) + 1
+    floor = max(0, offset - _PREFIX_WINDOW)
+    start = 0 if floor == 0 else doc.rfind("\n", 0, floor) + 1
+    if start < floor - _PREFIX_WINDOW:
+        start = floor  # inside a very long line: the window, never the whole line
     line_start = max(start, doc.rfind("\n", 0, offset) + 1)
     key = (hash(doc[start:line_start]), line_start - start, syntax)
     cached = _LINE_STATES.get(key)

@@ -82,6 +82,12 @@ class CompletionFeature(LanguageFeature):
         # Incomplete: the client asks again as the user types, so the suggestion stays fresh.
         return lsp.CompletionList(is_incomplete=True, items=[item])
 
+    def _changed(self, uri: str, document, text: str) -> str | None:
+        """Why an answer computed for ``text`` no longer fits the document, or None."""
+        if self.server.documents.get(uri) is not document or document.text is not text:
+            return "the document changed; a newer request will follow"
+        return None
+
     async def _suggest(self, uri: str, position: lsp.Position) -> tuple[Suggestion, lsp.Range] | None:
         documents = self.server.documents
         document = documents.get(uri)
@@ -95,6 +101,10 @@ class CompletionFeature(LanguageFeature):
                 self.note_file(self.last_completed_uri, line=left.last_edit_line, prefetch=False)
         self.last_completed_uri = uri
         text = document.text
+        received = self.server.protocol.text_when_received()
+        if received is not None and received is not text:
+            # An edit was read after this request arrived: its position refers to the old text.
+            raise JsonRpcRequestCancelled("the document changed; a newer request will follow")
         offset = document.offset_at(position)
         try:
             suggestion = await self.services.completions.suggest(
@@ -108,9 +118,11 @@ class CompletionFeature(LanguageFeature):
         except ModelUnavailable as exc:
             self.server.report_unavailable(exc)
             return None
-        if documents.get(uri) is not document or document.text is not text:
-            # The document changed while the model worked: the answer would land in the wrong place.
-            raise JsonRpcRequestCancelled("the document changed; a newer request will follow") from None
+        if (reason := self._changed(uri, document, text)) is not None:
+            raise JsonRpcRequestCancelled(reason) from None
+        # An edit can still be read between here and the moment the answer is written: the
+        # check runs again then (a stale range would put the text in the wrong place).
+        self.server.protocol.guard(lambda: self._changed(uri, document, text))
         if suggestion is None:
             return None
         start = document.position_at(suggestion.start)

@@ -20,28 +20,27 @@ _LINE_BREAK = re.compile(r"\r\n|\r|\n")
 
 
 def _units(text: str, encoding: str) -> int:
-    """How many code units of ``encoding`` the client counts for ``text``."""
+    """How many code units of ``encoding`` the client counts for ``text`` (at C speed: a 5 MB
+    line is converted in milliseconds, not walked character by character)."""
     if encoding == "utf-32" or text.isascii():
         return len(text)
     if encoding == "utf-16":
-        return len(text) + sum(1 for ch in text if ord(ch) > 0xFFFF)
-    return len(text.encode("utf-8"))
+        return len(text.encode("utf-16-le", "surrogatepass")) // 2
+    return len(text.encode("utf-8", "surrogatepass"))
 
 
 def _chars_for_units(line: str, units: int, encoding: str) -> int:
-    """The str index in ``line`` that is ``units`` code units from its start (clamped)."""
+    """The str index in ``line`` that is ``units`` code units from its start (clamped; a
+    position inside a character counts as its end)."""
     if encoding == "utf-32" or line.isascii():
         return min(units, len(line))
-    count = 0
-    for i, ch in enumerate(line):
-        if count >= units:
-            return i
-        cp = ord(ch)
-        if encoding == "utf-16":
-            count += 2 if cp > 0xFFFF else 1
-        else:
-            count += 1 if cp < 0x80 else 2 if cp < 0x800 else 3 if cp < 0x10000 else 4
-    return len(line)
+    if encoding == "utf-16":
+        head = line.encode("utf-16-le", "surrogatepass")[: 2 * units]
+        whole, cut = len(head.decode("utf-16-le", "ignore")), len(head) // 2
+    else:
+        head = line.encode("utf-8", "surrogatepass")[:units]
+        whole, cut = len(head.decode("utf-8", "ignore")), len(head)
+    return whole + 1 if _units(line[:whole], encoding) < cut else whole
 
 
 @dataclass

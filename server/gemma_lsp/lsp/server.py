@@ -27,12 +27,14 @@ from gemma_lsp.uri import relative_display_path, uri_to_path
 
 from .documents import DocumentStore
 from .feature import HOOKS, LanguageFeature
-from .protocol import GemmaProtocol
+from .protocol import GemmaProtocol, strict_converter
 from .values import command_argument
 
 log = logging.getLogger(__name__)
 
 CONFIG_SECTION = "gemma"
+SHUTDOWN_SECONDS = 10.0
+"""The shutdown request waits this long for the services to close before answering."""
 _LEVELS = {"error": lsp.MessageType.Error, "warning": lsp.MessageType.Warning, "info": lsp.MessageType.Info}
 
 
@@ -50,6 +52,7 @@ class GemmaLanguageServer(LanguageServer):
             __version__,
             text_document_sync_kind=lsp.TextDocumentSyncKind.Incremental,
             protocol_cls=GemmaProtocol,
+            converter_factory=strict_converter,
         )
         self.documents = DocumentStore()
         self.config_path = config_path
@@ -62,6 +65,9 @@ class GemmaLanguageServer(LanguageServer):
         self._tasks: set[asyncio.Task] = set()
         self._reported: set[str] = set()
         self._reported_load_error: str | None = None
+        self.message_loop = None  # transport.MessageLoop, set when serving
+        self.shutdown_requested = False
+        self._closing: asyncio.Future | None = None
         self._register_lifecycle()
 
     @property
@@ -153,9 +159,8 @@ class GemmaLanguageServer(LanguageServer):
 
         @self.feature(lsp.SHUTDOWN)
         async def shutdown(ls: GemmaLanguageServer, params: Any) -> None:
-            await ls._fan_out_async("shutdown")
-            if ls._services is not None:
-                await ls._services.close()
+            ls.shutdown_requested = True
+            await ls.close_services(SHUTDOWN_SECONDS)
 
         for method, hook in (
             (lsp.TEXT_DOCUMENT_DID_OPEN, "document_opened"),
@@ -187,6 +192,29 @@ class GemmaLanguageServer(LanguageServer):
                     await result
             except Exception as exc:  # noqa: BLE001
                 self._failed(feature, hook, exc)
+
+    def report_server_error(self, error: Exception, source: Any) -> None:
+        """pygls's hook for what went wrong outside a request: the log, never a pop-up. A
+        client's malformed message is not the user's problem; a feature's own failure is told
+        once by ``_failed``."""
+        log.warning("%s: %s", getattr(source, "__name__", source), error)
+
+    async def close_services(self, timeout: float) -> None:
+        """The features' shutdown hooks, then the services (engine, memory store), once, within
+        ``timeout`` seconds (``shutdown``, ``exit`` without it, the end of input or a signal)."""
+        if self._closing is None:
+            self._closing = asyncio.ensure_future(self._close_all())
+        try:
+            await asyncio.wait_for(asyncio.shield(self._closing), timeout)
+        except asyncio.TimeoutError:
+            log.warning("Closing the services took over %.1f s; going on without waiting.", timeout)
+        except Exception:  # noqa: BLE001 - closing goes on regardless
+            log.exception("closing the services failed")
+
+    async def _close_all(self) -> None:
+        await self._fan_out_async("shutdown")
+        if self._services is not None:
+            await self._services.close()
 
     # --------------------------------------------------------------- messages
     def tell(self, message: str, kind: lsp.MessageType = lsp.MessageType.Error) -> None:
