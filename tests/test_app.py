@@ -7,6 +7,7 @@ import pytest
 
 from gemma_lsp.app import Services
 from gemma_lsp.config import Settings, apply_layer
+from gemma_lsp.errors import ModelUnavailable
 from gemma_lsp.prompts import PromptInputs
 
 
@@ -62,13 +63,27 @@ async def test_the_completion_retriever_follows_the_current_memory_service(servi
     assert any("refund_total" in c.text for c in chunks)
 
 
-async def test_a_model_change_unloads_the_model_and_says_it_must_load_again(services, model_factory):
+async def test_a_model_change_keeps_the_loaded_model_serving_until_the_new_one_has_loaded(
+    services, model_factory, tmp_path
+):
     await services.engine.load()
     other = model_factory("gemma2")
     applied = await services.apply(apply_layer(services.settings, {"model": {"path": str(other)}}))
-    assert applied.model and not applied.memory and not services.engine.loaded
+    assert applied.model and not applied.memory
+    assert services.engine.loaded and services.engine.info.architecture == "gemma3"  # still serving
     info = await services.engine.load()
-    assert info.architecture == "gemma2"
+    assert info.architecture == "gemma2" and services.engine.stats.unloads == 1
+
+    missing = tmp_path / "nope.gguf"
+    assert (await services.apply(apply_layer(services.settings, {"model": {"path": str(missing)}}))).model
+    with pytest.raises(ModelUnavailable, match=rf"{missing} does not exist\. {other.name} keeps serving\.$"):
+        await services.engine.load()
+    assert services.engine.info.architecture == "gemma2" and services.engine.settings.path == other
+    suggestion = await services.completions.suggest("file:///ws/x.py", "def f():\n    ", 13, path="x.py")
+    assert suggestion is None or suggestion.text  # answered by gemma2, no error
+    assert services.engine.stats.completed >= 1
+    # The same settings again (any other key changed): the path that failed is not tried again.
+    assert not (await services.apply(apply_layer(services.settings, {"completion": {"max_tokens": 5}}))).model
 
 
 async def test_unchanged_settings_change_nothing(services):

@@ -130,3 +130,40 @@ async def test_a_config_file_of_a_newer_version_is_refused_and_the_rest_applies(
         assert message.message.startswith(f"gemma-lsp: Config file {config} is version {CONFIG_VERSION + 1}, newer than")
         open_doc(client)
         assert await completes(client)
+
+
+async def engine_completes(client) -> bool:
+    """A completion the engine answered (a settings change clears the answer cache)."""
+    before = (await stats(client)).completed
+    return await completes(client) and (await stats(client)).completed == before + 1
+
+
+async def test_a_model_path_that_does_not_load_leaves_the_loaded_model_serving(tiny_model, model_factory, tmp_path):
+    options = {"gemma": {"model": {"path": str(tiny_model)}, "completion": {"max_tokens": 6}}}
+    async with served(options=options) as client:
+        open_doc(client)
+        assert await engine_completes(client)
+        missing = tmp_path / "missing.gguf"
+        change(client, {"gemma": {"model": {"path": str(missing)}}})
+        (message,) = await told(client, 1)
+        assert message.type == lsp.MessageType.Error
+        assert str(missing) in message.message and message.message.endswith(f"{tiny_model.name} keeps serving.")
+        assert await engine_completes(client)
+        s = await stats(client)
+        assert s.loaded and s.model.path == str(tiny_model) and s.load_error is None
+
+        # Another change keeps the path that failed: it is not tried (nor told) again.
+        change(client, {"gemma": {"model": {"path": str(missing)}, "completion": {"max_tokens": 5}}})
+        assert await engine_completes(client)
+        assert len(await told(client, 1)) == 1
+
+        # A model that loads replaces it.
+        other = model_factory("gemma2")
+        change(client, {"gemma": {"model": {"path": str(other)}}})
+        for _ in range(500):
+            if (await stats(client)).model.path == str(other):
+                break
+            await asyncio.sleep(0.02)
+        assert (await stats(client)).model.architecture == "gemma2"
+        assert await engine_completes(client)
+        assert len(client.messages) == 1

@@ -96,6 +96,11 @@ class EngineManager:
         self._executor = concurrent.futures.ThreadPoolExecutor(max_workers=1, thread_name_prefix="gemma-engine")
         self._runtime: Runtime | None = None
         self._load_error: ModelUnavailable | None = None
+        # A change of model settings while a working model exists: the new model loads beside the
+        # serving one and replaces it only once loaded; settings that failed are not tried again.
+        self._good = False  # a model of self._settings has loaded (it may be idle-unloaded now)
+        self._pending: ModelSettings | None = None
+        self._failed: ModelSettings | None = None
         self._latest: dict[str, _Job] = {}
         self._background: set[_Job] = set()
         self._in_flight = 0
@@ -114,6 +119,11 @@ class EngineManager:
     @property
     def settings(self) -> ModelSettings:
         return self._settings
+
+    @property
+    def pending(self) -> ModelSettings | None:
+        """Model settings waiting to load (the current model serves until they have)."""
+        return self._pending
 
     @property
     def loaded(self) -> bool:
@@ -138,17 +148,58 @@ class EngineManager:
 
     # ------------------------------------------------------------- lifecycle
     async def load(self) -> ModelInfo:
-        """Load the model on the worker (a no-op when loaded). Raises :class:`ModelUnavailable`."""
+        """Load the model on the worker (a no-op when loaded), or the pending one of a settings change.
+        Raises :class:`ModelUnavailable`; a pending model that fails leaves the current one serving."""
+        while self._pending is not None:
+            await self._load_pending(self._pending)
         return await asyncio.get_running_loop().run_in_executor(self._executor, self._load_on_worker)
 
     async def reconfigure(self, settings: ModelSettings) -> bool:
-        """Adopt new model settings; returns True when the model must be reloaded (it is unloaded)."""
+        """Adopt new model settings; True when a model must load (:meth:`load`).
+
+        When a model of the current settings has loaded, it keeps serving: the new one is pending
+        until :meth:`load` has loaded it, and settings that failed to load are not tried again
+        (False). Otherwise the new settings apply at once.
+        """
         if settings == self._settings:
+            self._pending = None  # back to the model that serves
             return False
-        self._settings = settings
-        self._load_error = None
+        if settings == self._pending or settings == self._failed:
+            return False
+        self._failed = None
+        if self._good:
+            self._pending = settings
+            return True
+        self._settings, self._pending, self._load_error = settings, None, None
         await self.unload()
         return True
+
+    async def _load_pending(self, settings: ModelSettings) -> None:
+        """Load ``settings``' model off the worker (requests keep being served by the current one),
+        then swap it in on the worker, between two requests."""
+        loop = asyncio.get_running_loop()
+        progress = self._progress or (lambda message, pct: None)
+        started = time.perf_counter()
+        try:
+            runtime = await loop.run_in_executor(None, self._factory, settings, progress)
+        except ModelUnavailable as exc:
+            if self._pending == settings:
+                self._pending, self._failed = None, settings
+            self.stats.load_failures += 1
+            keeps = self._settings.label or "the previous model"
+            raise ModelUnavailable(f"{str(exc).rstrip('.')}. {keeps} keeps serving.") from exc
+        if self._pending != settings:  # changed again meanwhile: this one is not wanted any more
+            await loop.run_in_executor(self._executor, runtime.close)
+            return
+        await loop.run_in_executor(self._executor, self._swap_on_worker, runtime, settings)
+        self.stats.last_load_ms = (time.perf_counter() - started) * 1000
+        log.info("model changed in %.0f ms: %s", self.stats.last_load_ms, runtime.info)
+
+    def _swap_on_worker(self, runtime: Runtime, settings: ModelSettings) -> None:
+        self._unload_on_worker()
+        self._runtime, self._settings, self._pending, self._load_error = runtime, settings, None, None
+        self._good = True
+        self.stats.loads += 1
 
     async def unload(self) -> None:
         await asyncio.get_running_loop().run_in_executor(self._executor, self._unload_on_worker)
@@ -174,6 +225,7 @@ class EngineManager:
             self._load_error = exc
             self.stats.load_failures += 1
             raise
+        self._good = True
         self.stats.loads += 1
         self.stats.last_load_ms = (time.perf_counter() - started) * 1000
         log.info("model loaded in %.0f ms: %s", self.stats.last_load_ms, self._runtime.info)

@@ -41,7 +41,7 @@ class ModelFeature(LanguageFeature):
     async def _load_with_progress(self) -> None:
         server, engine = self.server, self.services.engine
         token = f"gemma-lsp/load/{uuid.uuid4()}"
-        label = engine.settings.label
+        label = (engine.pending or engine.settings).label
         progress = label is not None and await server.begin_progress(token, f"Loading {label}")
         loop = asyncio.get_running_loop()
 
