@@ -167,3 +167,38 @@ async def test_a_model_path_that_does_not_load_leaves_the_loaded_model_serving(t
         assert (await stats(client)).model.architecture == "gemma2"
         assert await engine_completes(client)
         assert len(client.messages) == 1
+
+
+async def test_a_memory_url_given_later_moves_the_memories_to_redis(tiny_model, tmp_path):
+    import redis
+
+    from gemma_lsp import protocol
+    from gemma_lsp.memory.redis_server import RedisServer, free_port
+    from system_tools import required_tool
+
+    server = RedisServer(required_tool("redis-server", "apt-get install redis-server"), free_port(), tmp_path / "redis")
+    server.start()
+    memory = {"sqlite_path": str(tmp_path / "m.sqlite3"), "journal_dir": str(tmp_path / "journal"), "prefix": "moved"}
+    try:
+        async with served(options={"gemma": {"model": {"path": str(tiny_model)}, "memory": memory}}) as client:
+
+            async def execute(name: str, argument: dict) -> Any:
+                params = lsp.ExecuteCommandParams(command=name, arguments=[argument])
+                return await client.workspace_execute_command_async(params)
+
+            await execute(protocol.MEMORY_REMEMBER, {"text": "Kept in SQLite: the embedded store."})
+            assert (await execute(protocol.MEMORY_STATS, {}))["store"] == "EmbeddedMemoryStore"
+            change(client, {"gemma": {"memory": {"url": server.url}}})
+            for _ in range(250):
+                if (await execute(protocol.MEMORY_STATS, {}))["store"] != "EmbeddedMemoryStore":
+                    break
+                await asyncio.sleep(0.02)
+            assert (await execute(protocol.MEMORY_STATS, {}))["degraded"] is False
+            await execute(protocol.MEMORY_REMEMBER, {"text": "Kept in Redis: the shared store."})
+            keys = redis.Redis.from_url(server.url).keys("moved*")
+            assert keys  # written to the Redis server named by the new URL
+            found = await execute(protocol.MEMORY_SEARCH, {"query": "Kept store"})
+            assert [hit["text"] for hit in found] == ["Kept in Redis: the shared store."]
+            assert client.messages == []
+    finally:
+        server.stop()
