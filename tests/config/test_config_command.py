@@ -62,16 +62,50 @@ def test_validate_names_every_problem_by_its_key(tmp_path):
     assert (missing.returncode, missing.stdout) == (1, f"Config file {tmp_path / 'nope.toml'} does not exist.\n")
 
 
-def test_show_migrates_an_old_file_and_says_so(tmp_path):
+def test_show_and_validate_read_an_old_file_as_migrated_and_set_migrates_it(tmp_path):
     path = tmp_path / "config.toml"
-    path.write_text("[completion]\ntemperature = 0.0\n")
+    original = "[completion]\ntemperature = 0.0\n"
+    path.write_text(original)
     shown = gemma_lsp("config", "show", "--config", str(path))
     assert shown.returncode == 0 and tomllib.loads(shown.stdout)["completion"]["preset"] == "greedy"
-    assert shown.stderr.startswith(f"gemma-lsp: Migrated config file {path} from version 0 to {CONFIG_VERSION} (")
-    assert (tmp_path / "config.toml.v0.bak").read_text() == "[completion]\ntemperature = 0.0\n"
+    said = (f"gemma-lsp: Config file {path} is version 0, read as version {CONFIG_VERSION} (completion.temperature = "
+            f'0.0 became completion.preset = "greedy"); the server or `gemma-lsp config set` migrates it.\n')  # fmt: skip
+    assert shown.stderr == said
+    checked = gemma_lsp("config", "validate", str(path))
+    assert (checked.returncode, checked.stdout, checked.stderr) == (0, f"{path} is valid\n", said)
+    assert path.read_text() == original and sorted(p.name for p in tmp_path.iterdir()) == ["config.toml"]
+
+    done = gemma_lsp("config", "set", "--config", str(path), "completion.max_tokens", "16")
+    assert done.returncode == 0 and done.stderr.startswith(f"gemma-lsp: Migrated config file {path} from version 0")
+    assert (tmp_path / "config.toml.v0.bak").read_text() == original
+    assert tomllib.loads(path.read_text()) == {
+        "version": CONFIG_VERSION, "completion": {"preset": "greedy", "max_tokens": 16},
+    }  # fmt: skip
 
 
 def test_serve_with_a_config_file_that_does_not_exist_stops_at_once_naming_it(tmp_path):
     missing = tmp_path / "missing.toml"
     done = gemma_lsp("serve", "--config", str(missing))
     assert (done.returncode, done.stdout, done.stderr) == (2, "", f"gemma-lsp: --config {missing} does not exist\n")
+
+
+def test_a_bad_value_set_in_an_old_file_leaves_it_unmigrated_and_untouched(tmp_path):
+    path = tmp_path / "config.toml"
+    path.write_text("[completion]\ntemperature = 0.0\n")
+    done = gemma_lsp("config", "set", "--config", str(path), "completion.max_tokens", "0")
+    assert done.returncode == 1 and done.stderr == (
+        "gemma-lsp: Invalid setting completion.max_tokens: 0 is out of range (allowed: from 1 to 32768).\n"
+    )
+    assert path.read_text() == "[completion]\ntemperature = 0.0\n" and len(list(tmp_path.iterdir())) == 1
+
+
+def test_set_that_makes_an_old_file_valid_keeps_its_original_too(tmp_path):
+    path = tmp_path / "config.toml"
+    original = "[completion]\ntemperature = 0.0\nmax_tokens = 0\n"
+    path.write_text(original)
+    done = gemma_lsp("config", "set", "--config", str(path), "completion.max_tokens", "8")
+    assert done.returncode == 0, done.stderr
+    assert (tmp_path / "config.toml.v0.bak").read_text() == original
+    assert tomllib.loads(path.read_text()) == {
+        "version": CONFIG_VERSION, "completion": {"preset": "greedy", "max_tokens": 8},
+    }  # fmt: skip

@@ -191,13 +191,14 @@ def _log_notice(message: str) -> None:
     log.warning(message)
 
 
-def load_file(path: Path, notify: Notice | None = None) -> dict[str, Any]:
+def load_file(path: Path, notify: Notice | None = None, *, rewrite: bool = True) -> dict[str, Any]:
     """The TOML file's settings as a dict ({} when it does not exist); :class:`ConfigError` with one
     sentence naming the file when it cannot be read, is not UTF-8 TOML, or is of a newer version.
 
     An older file (no ``version`` key: version 0) is migrated: when the result is valid the file is
     rewritten at the current version, the original kept beside it as ``NAME.v0.bak``, and
-    ``notify`` gets one sentence saying what changed.
+    ``notify`` gets one sentence saying what changed. ``rewrite=False`` (the read-only commands) leaves
+    the file as it is and only says how it was read.
     """
     path = Path(path)
     try:
@@ -219,8 +220,14 @@ def load_file(path: Path, notify: Notice | None = None) -> dict[str, Any]:
     except tomllib.TOMLDecodeError as exc:
         raise ConfigError(f"Invalid config file {path}: {exc}.") from None
     table, version, changes = migrate(data, path)
-    if version < CONFIG_VERSION:
+    if version < CONFIG_VERSION and rewrite:
         _rewrite_migrated(path, raw, table, version, changes, notify or _log_notice)
+    elif version < CONFIG_VERSION:
+        what = "; ".join(changes) if changes else "nothing else changes"
+        (notify or _log_notice)(
+            f"Config file {path} is version {version}, read as version {CONFIG_VERSION} ({what}); the server or "
+            "`gemma-lsp config set` migrates it."
+        )
     return table
 
 
@@ -233,12 +240,8 @@ def _rewrite_migrated(
     except ConfigError:
         return  # used as migrated in memory; the file stays as the user wrote it until it is valid
     what = "; ".join(changes) if changes else "the version stamped, nothing else changed"
-    backup = path.with_name(f"{path.name}.v{version}.bak")
     try:
-        if not backup.exists() or backup.read_bytes() != original:
-            if backup.exists():
-                backup = path.with_name(f"{path.name}.v{version}.{os.getpid()}.bak")
-            backup.write_bytes(original)
+        backup = keep_original(path, original, version)
         if changes:
             save_file(path, table)
         else:  # only the stamp: the user's own text, comments and order kept
@@ -250,6 +253,16 @@ def _rewrite_migrated(
         )
         return
     notify(f"Migrated config file {path} from version {version} to {CONFIG_VERSION} ({what}); the original is kept as {backup}.")
+
+
+def keep_original(path: Path, original: bytes, version: int) -> Path:
+    """Write ``original`` (the file as it was at ``version``) beside it as ``NAME.vN.bak``; returns that path."""
+    backup = path.with_name(f"{path.name}.v{version}.bak")
+    if backup.exists() and backup.read_bytes() != original:
+        backup = path.with_name(f"{path.name}.v{version}.{os.getpid()}.bak")
+    if not backup.exists():
+        backup.write_bytes(original)
+    return backup
 
 
 def save_file(path: Path, settings: Settings | Mapping[str, Any]) -> None:
