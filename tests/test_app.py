@@ -86,6 +86,22 @@ async def test_a_model_change_keeps_the_loaded_model_serving_until_the_new_one_h
     assert not (await services.apply(apply_layer(services.settings, {"completion": {"max_tokens": 5}}))).model
 
 
+async def test_a_model_change_during_the_first_load_waits_for_it_and_keeps_it_serving(services, tmp_path):
+    # The editor sends a settings change while the first model is still loading (right after
+    # initialized): a model that loads fine must not be unloaded for one that cannot load.
+    import asyncio
+
+    loading = asyncio.ensure_future(services.engine.load())
+    await asyncio.sleep(0)
+    missing = tmp_path / "nope.gguf"
+    assert (await services.apply(apply_layer(services.settings, {"model": {"path": str(missing)}}))).model
+    await loading
+    with pytest.raises(ModelUnavailable, match="keeps serving"):
+        await services.engine.load()
+    assert services.engine.loaded and services.engine.info.architecture == "gemma3"
+    assert services.engine.stats.unloads == 0
+
+
 async def test_unchanged_settings_change_nothing(services):
     old_memory, old_prompts = services.memory, services.prompts
     applied = await services.apply(services.settings.model_copy())

@@ -17,15 +17,7 @@ def soak(tmp_path_factory, tiny_model):
     return Soak(str(tiny_model), tmp_path_factory.mktemp("soak"), scale=0.25, requests=400, seed=1)
 
 
-KNOWN = {
-    "config_fuzz": "a model.path that cannot load, sent by didChangeConfiguration, still unloads the working model",
-}
-
-
-@pytest.mark.parametrize("name", [
-    pytest.param(name, marks=pytest.mark.xfail(strict=True, reason=KNOWN[name])) if name in KNOWN else name
-    for name in Soak.CLASSES
-])
+@pytest.mark.parametrize("name", Soak.CLASSES)
 def test_every_bad_input_is_survived_and_answered(soak, name):
     if name == "store_outage":
         required_tool("redis-server", "the store-outage class kills and restarts a real one")

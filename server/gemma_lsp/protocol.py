@@ -223,7 +223,7 @@ class InvalidParams(ValueError):
 def parse(name: str, value: Any) -> Params:
     """``value`` (the command's object argument, or a request's params) validated by ``name``'s model."""
     model = BY_NAME[name].model if name in BY_NAME else NoParams
-    if value is None:
+    if value is None or value == []:  # Neovim sends an empty Lua table ({}) as []
         value = {}
     if not isinstance(value, dict):
         raise InvalidParams(f"{name} takes one object argument, got {_json_type(value)}.")

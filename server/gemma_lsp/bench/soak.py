@@ -459,7 +459,9 @@ class Soak:
                 result.sent += 1
                 result.slowest_ms = max(result.slowest_ms, took * 1000)
                 expected = 0 if how == "shutdown + exit" else 1
-                left = [pid for pid in children if _alive(pid)]
+                gone_by = time.monotonic() + TARGET_ANSWER_S  # a child ends when it reads the end of its pipe
+                while (left := [pid for pid in children if _alive(pid)]) and time.monotonic() < gone_by:
+                    time.sleep(0.02)
                 if code != expected or "Traceback" in wire.stderr_text() or left or took > TARGET_ANSWER_S:
                     result.wrong += 1
                     result.note(f"{how}: exit code {code} (want {expected}), {took:.2f} s, children left {left}, "

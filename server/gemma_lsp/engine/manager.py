@@ -167,6 +167,10 @@ class EngineManager:
         if settings == self._pending or settings == self._failed:
             return False
         self._failed = None
+        if not self._good:
+            # A load of the current settings may be under way on the worker: let it end first, so
+            # a model that loads fine serves until the new one has loaded too.
+            await asyncio.get_running_loop().run_in_executor(self._executor, lambda: None)
         if self._good:
             self._pending = settings
             return True
