@@ -477,7 +477,7 @@ class Soak:
             wire.notify("textDocument/didOpen", {"textDocument": {"uri": u, "languageId": "python", "version": 1, "text": texts[u]}})
         pending: list[str] = []
         peak = rss
-        for i in range(self.requests):
+        while result.requests < self.requests:
             u = self.rng.choice(uris)
             lines = texts[u].split("\n")
             roll = self.rng.random()
@@ -655,7 +655,7 @@ def _text(report: dict[str, Any]) -> str:
 def run(argv: list[str] | None = None) -> SuiteRun:
     parser = argparse.ArgumentParser(prog="gemma-lsp bench soak", description=__doc__.splitlines()[0])
     parser.add_argument("--model", help="a GGUF file (default: a tiny random-weight test model made for the run)")
-    parser.add_argument("--requests", type=int, default=10_000, help="mixed requests with edits and cancels (default 10000)")
+    parser.add_argument("--requests", type=int, default=10_000, help="mixed requests, beside the edits and cancels (default 10000)")
     parser.add_argument("--scale", type=float, default=1.0, help="how many inputs of each other class, relative (default 1)")
     parser.add_argument("--only", nargs="*", choices=Soak.CLASSES, help="run only these classes")
     parser.add_argument("--seed", type=int, default=0)

@@ -182,8 +182,9 @@ class _Context:
 
     @property
     def suffix_window(self) -> str:
-        end = self.doc.find("\n", self.offset + _SIMULATION_WINDOW)
-        return self.doc[self.offset : end if end >= 0 else len(self.doc)]
+        end = self.doc.find("\n", self.offset + _SIMULATION_WINDOW, self.offset + 2 * _SIMULATION_WINDOW)
+        # Whole lines, unless a line is longer than the window: then the window, never the line.
+        return self.doc[self.offset : end if end >= 0 else self.offset + 2 * _SIMULATION_WINDOW]
 
 
 def _lines_below(doc: str, line_end: int) -> tuple[str, ...]:
