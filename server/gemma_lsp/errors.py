@@ -15,3 +15,7 @@ class Cancelled(GemmaLspError):
 
 class ConfigError(GemmaLspError):
     """A setting is invalid; the message names the key and the reason."""
+
+
+class PromptTooLong(GemmaLspError, ValueError):
+    """A prompt (the user's text and selection with the template) does not fit the model's context."""

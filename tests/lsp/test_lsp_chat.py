@@ -78,6 +78,15 @@ async def test_bad_parameters_get_one_clear_error_and_the_server_keeps_serving(e
     assert result["text"]
 
 
+async def test_a_message_longer_than_the_context_is_invalid_params_naming_the_limit(editor):
+    # It used to answer -32603 (an internal error) for what is the user's text being too long.
+    with pytest.raises(JsonRpcException, match=r"more than the model's context of \d+ \(model.n_ctx\)") as err:
+        await editor.request(protocol.CHAT, {"message": "word " * 12_000})
+    assert err.value.code == -32602
+    result, _ = await editor.chat("still there?")
+    assert result["text"]
+
+
 async def test_a_range_outside_the_document_is_named(editor, tmp_path):
     uri = file_uri(tmp_path / "ws" / "geometry.py")
     editor.open(uri, CODE)

@@ -21,7 +21,7 @@ from pathlib import Path
 import numpy as np
 
 from gemma_lsp.config import LlamaCppModelSettings
-from gemma_lsp.errors import Cancelled, ModelUnavailable
+from gemma_lsp.errors import Cancelled, ModelUnavailable, PromptTooLong
 
 from .backend import EvalResult, ModelInfo, SpecialTokens
 from .catalog import resolve
@@ -220,7 +220,10 @@ class LlamaCppBackend:
         if not tokens:
             raise ValueError("eval needs at least one token")
         if len(tokens) > self.n_ctx:
-            raise ValueError(f"prompt of {len(tokens)} tokens does not fit the context of {self.n_ctx}")
+            raise PromptTooLong(
+                f"The prompt is {len(tokens)} tokens, more than the model's context of {self.n_ctx} (model.n_ctx): "
+                "send less text (a smaller selection or message) or raise model.n_ctx."
+            )
         cached = self._cached
         keep = 0
         limit = min(len(cached), len(tokens) - 1) if self._kv_reuse else 0  # at least one token for logits

@@ -16,13 +16,13 @@ from typing import Any
 
 from lsprotocol import types as lsp
 from pygls.capabilities import ServerCapabilitiesBuilder
-from pygls.exceptions import JsonRpcException, JsonRpcInternalError, JsonRpcRequestCancelled
+from pygls.exceptions import JsonRpcException, JsonRpcInternalError, JsonRpcInvalidParams, JsonRpcRequestCancelled
 from pygls.lsp.server import LanguageServer
 
 from gemma_lsp import __version__
 from gemma_lsp.app import Services
 from gemma_lsp.config import Settings, apply_layer, load_file
-from gemma_lsp.errors import Cancelled, ConfigError, ModelUnavailable
+from gemma_lsp.errors import Cancelled, ConfigError, ModelUnavailable, PromptTooLong
 from gemma_lsp.uri import relative_display_path, uri_to_path
 
 from .documents import DocumentStore
@@ -120,6 +120,8 @@ class GemmaLanguageServer(LanguageServer):
             return exc  # a deliberate answer: invalid params, cancelled, ...
         if isinstance(exc, Cancelled):
             return JsonRpcRequestCancelled(str(exc))
+        if isinstance(exc, PromptTooLong):  # the user's text, not the server, is the problem
+            return JsonRpcInvalidParams(f"{where}: {exc}")
         log.error("%s failed in %s", feature.name, where, exc_info=exc)
         message = f"The {feature.name} feature failed in {where}: {exc or type(exc).__name__}."
         if message not in self._reported:
