@@ -46,7 +46,7 @@ from jinja2.utils import Namespace, generate_lorem_ipsum
 DEFAULT_MAX_CHARS = 1_000_000  # characters of any string a template makes, and of its output
 MAX_INT_BITS = 65_536  # bits of any integer a template makes (about 19,700 digits)
 MAX_RANGE = 100_000  # items of one range()
-MAX_RANGE_STEPS = 1_000_000  # steps of all the loops over range() of one render, together
+MAX_RANGE_STEPS = 200_000  # steps of all the loops over range() of one render, together
 MAX_LIPSUM = 100  # paragraphs (and words per paragraph: 10x) of lipsum()
 MAX_DEPTH = 100  # nesting of lists and dicts a template writes out
 MAX_JSON_INDENT = 16
