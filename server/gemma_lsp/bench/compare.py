@@ -17,7 +17,7 @@ import sys
 from dataclasses import dataclass
 from pathlib import Path
 
-from .store import BenchStore, Run, StoreError, default_store_path
+from .store import BenchStore, Run, StoreError, existing_store
 
 FLOOR = 0.10
 # Read against the figure's dotted path, lower-cased; the first list that matches decides.
@@ -127,9 +127,8 @@ def main(argv: list[str] | None = None) -> int:
     p.add_argument("--floor", type=float, default=FLOOR, help="the smallest relative change flagged (default 0.10)")
     p.add_argument("--all", action="store_true", help="also the figures with no known better direction")
     args = p.parse_args(argv)
-    path = args.store or default_store_path()
-    if not path.is_file():
-        print(f"gemma-lsp: there is no bench store at {path} (run a suite first, or give --store PATH)", file=sys.stderr)
+    path = existing_store(args.store)
+    if path is None:
         return 2
     try:
         with BenchStore(path) as store:

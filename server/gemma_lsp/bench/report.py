@@ -26,7 +26,7 @@ from datetime import datetime, timezone
 from pathlib import Path
 from typing import Any
 
-from .store import BenchStore, Run, StoreError, default_store_path
+from .store import BenchStore, Run, StoreError, existing_store
 
 # The figure that stands for a suite in the tables and the trends (a dotted path into its metrics);
 # a suite not named here (a new one) gets its first p50, else its first number.
@@ -354,9 +354,8 @@ def main(argv: list[str] | None = None) -> int:
     args = p.parse_args(argv)
     if args.last is not None and args.last < 1:
         p.error("--last must be at least 1")
-    path = args.store or default_store_path()
-    if not path.is_file():
-        print(f"gemma-lsp: there is no bench store at {path} (run a suite first, or give --store PATH)", file=sys.stderr)
+    path = existing_store(args.store)
+    if path is None:
         return 2
     try:
         with BenchStore(path) as store:

@@ -15,8 +15,8 @@ import argparse
 import json
 import os
 import random
+import shutil
 import signal
-import sqlite3
 import subprocess
 import sys
 import tempfile
@@ -26,6 +26,7 @@ from pathlib import Path
 from typing import Any, Callable
 
 from gemma_lsp import protocol
+from gemma_lsp.memory.redis_server import RedisServer, free_port
 
 from .common import SuiteRun, no_config, suite_settings
 from .wire import WireServer, frame, notification, request
@@ -349,7 +350,7 @@ class Soak:
             msg_id = self.next_id("cmd")
             params = {"command": command, "arguments": [argument] if self.rng.random() < 0.9 else [argument, argument]}
             self.expect(wire, result, msg_id, frame(request(msg_id, "workspace/executeCommand", params)),
-                        lambda a: a.get("error", {}).get("code") in (-32602, CANCELLED) or "result" in a and _harmless(a))
+                        lambda a: a.get("error", {}).get("code") in (-32602, CANCELLED) or "result" in a)
         self.finish(wire, result, rss)
 
     def hostile_workspace(self, result: ClassResult) -> None:
@@ -406,25 +407,21 @@ class Soak:
         self.finish(wire, result, rss)
 
     def store_outage(self, result: ClassResult) -> None:
-        server_bin = _which("redis-server")
-        if server_bin is None:
+        binary = shutil.which("redis-server")
+        if binary is None:
             result.note("redis-server is not installed: skipped")
             return
-        port = _free_port()
-        redis = subprocess.Popen([server_bin, "--port", str(port), "--save", "", "--appendonly", "no"],
-                                 stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
+        port, folder = free_port(), self.workdir / "redis"
+        redis = RedisServer(binary, port, folder).start()
         try:
-            time.sleep(0.3)
-            wire = self.start("outage", memory={"backend": "redis", "url": f"redis://127.0.0.1:{port}/0"})
+            wire = self.start("outage", memory={"backend": "redis", "url": redis.url})
             rss = wire.rss_kb()
-            for i in range(self.n(40)):
-                if i == self.n(40) // 3:
-                    redis.kill()
-                    redis.wait()
-                if i == 2 * self.n(40) // 3:
-                    redis = subprocess.Popen([server_bin, "--port", str(port), "--save", "", "--appendonly", "no"],
-                                             stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
-                    time.sleep(0.3)
+            count = self.n(40)
+            for i in range(count):
+                if i == count // 3:
+                    redis.kill()  # gone mid-run, as a crash would do
+                if i == 2 * count // 3:
+                    redis = RedisServer(binary, port, folder).start()  # back, empty (no persistence)
                 command, argument = ((protocol.MEMORY_REMEMBER, {"text": f"note {i}", "tags": ["soak"]}) if i % 2 == 0
                                      else (protocol.MEMORY_SEARCH, {"query": "note", "k": 3}))
                 msg_id = self.next_id("outage")
@@ -433,8 +430,7 @@ class Soak:
                             lambda a: "result" in a or a["error"]["code"] != -32603, timeout=30)
             self.finish(wire, result, rss)
         finally:
-            redis.kill()
-            redis.wait()
+            redis.stop()
 
     def abrupt_exits(self, result: ClassResult) -> None:
         for how in ("exit without shutdown", "end of input", "SIGTERM", "SIGINT", "shutdown + exit"):
@@ -585,25 +581,6 @@ def _bytes_of(db: Path) -> bytes:
         if path.exists():
             data += path.read_bytes()
     return data
-
-
-def _harmless(answer: dict) -> bool:
-    """A command that ran on input it accepts (an empty search, a forget of nothing, ...)."""
-    return "result" in answer
-
-
-def _which(name: str) -> str | None:
-    from shutil import which
-
-    return which(name)
-
-
-def _free_port() -> int:
-    import socket
-
-    with socket.socket() as sock:
-        sock.bind(("127.0.0.1", 0))
-        return sock.getsockname()[1]
 
 
 def _children(pid: int) -> list[int]:

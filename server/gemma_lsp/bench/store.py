@@ -21,6 +21,7 @@ import hashlib
 import json
 import math
 import os
+import sys
 import sqlite3
 import time
 from collections.abc import Iterable
@@ -37,6 +38,15 @@ SCHEMA_VERSION = 2
 
 class StoreError(GemmaLspError):
     """The results store cannot be used: one sentence naming the file and why."""
+
+
+def existing_store(path: Path | None) -> Path | None:
+    """``path`` (or the default store) when it exists; else None, with one sentence on stderr."""
+    path = path or default_store_path()
+    if path.is_file():
+        return path
+    print(f"gemma-lsp: there is no bench store at {path} (run a suite first, or give --store PATH)", file=sys.stderr)
+    return None
 
 
 def default_store_path() -> Path:

@@ -23,7 +23,7 @@ import asyncio
 import json
 import re
 from dataclasses import dataclass
-from typing import Awaitable, Callable
+from typing import Any, Awaitable, Callable
 
 MAX_BODY = 64 << 20
 """The largest message accepted (64 MiB): a 5 MB line or a 50,000-line file fits many times."""
@@ -36,19 +36,29 @@ _MARKER = re.compile(rb"content-length[ \t]*:", re.IGNORECASE)
 _HEADER = re.compile(rb"^[A-Za-z0-9!#$%&'*+.^_`|~-]+[ \t]*:")
 
 
+NOT_PARSED = object()
+
+
 @dataclass(frozen=True)
 class Frame:
     body: bytes
     problem: str | None = None
     """Why the frame was not as the protocol says (the body may still be a good message)."""
+    message: Any = NOT_PARSED
+    """The body as parsed JSON, when the reader parsed it already (a correct frame's body is
+    parsed once, here; the message loop then skips its own parse)."""
+
+
+def _parse(data: bytes) -> Any:
+    """``data`` as JSON, or NOT_PARSED (not JSON, not UTF-8, nested too deeply)."""
+    try:
+        return json.loads(data)
+    except (ValueError, RecursionError):
+        return NOT_PARSED
 
 
 def _is_json(data: bytes) -> bool:
-    try:
-        json.loads(data)
-    except (ValueError, RecursionError):
-        return False
-    return True
+    return _parse(data) is not NOT_PARSED
 
 
 def _json_end(data: bytes) -> int | None:
@@ -195,8 +205,8 @@ class FrameReader:
                         problems.append(f"Content-Length {length} was larger than the message ({len(self._buf)} bytes).")
                     return Frame(self._take(len(self._buf)), " ".join(problems) or None)
         body = self._take(length)
-        if _is_json(body):
-            return Frame(body, " ".join(problems) or None)
+        if (message := _parse(body)) is not NOT_PARSED:
+            return Frame(body, " ".join(problems) or None, message)
         end = _json_end(body)
         if end is not None and body[end:].lstrip()[:1].isalpha():
             # The claim was too large: what follows the JSON is the next message's header.

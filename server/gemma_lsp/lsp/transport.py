@@ -35,7 +35,7 @@ from typing import TYPE_CHECKING, Any, Awaitable, Callable
 from cattrs import ClassValidationError, transform_error
 from pygls.io_ import StdoutWriter
 
-from .framing import FrameReader
+from .framing import NOT_PARSED, FrameReader
 
 if TYPE_CHECKING:
     from .server import GemmaLanguageServer
@@ -69,7 +69,7 @@ def _problem(message: Any) -> tuple[int, str] | None:
     return None
 
 
-_ESCAPED_SURROGATE = re.compile(r"\\u[dD][89a-fA-F]")
+_ESCAPED_SURROGATE = re.compile(rb"\\u[dD][89a-fA-F]")
 _LONE_SURROGATE = re.compile("[\ud800-\udfff]")
 
 
@@ -128,23 +128,24 @@ class MessageLoop:
                 return
             if frame.problem:
                 self.warn_once(frame.problem.split(" ")[0], f"Bad framing from the client: {frame.problem}")
-            self.dispatch(frame.body)
+            self.dispatch(frame.body, frame.message)
 
-    def dispatch(self, body: bytes) -> None:
-        try:
-            text = body.decode("utf-8")
-        except UnicodeDecodeError as exc:
-            self.warn_once("utf8", f"A message was not valid UTF-8 (byte {exc.start}); bad bytes read as U+FFFD.")
-            text = body.decode("utf-8", errors="replace")
-        try:
-            message = json.loads(text)
-        except RecursionError:
-            self.error(None, PARSE_ERROR, "The message is nested too deeply to read.")
-            return
-        except ValueError as exc:
-            self.error(None, PARSE_ERROR, f"The message is not valid JSON: {exc}.")
-            return
-        if _ESCAPED_SURROGATE.search(text):
+    def dispatch(self, body: bytes, message: Any = NOT_PARSED) -> None:
+        if message is NOT_PARSED:  # the reader could not parse it: say why, or read it with U+FFFD
+            try:
+                text = body.decode("utf-8")
+            except UnicodeDecodeError as exc:
+                self.warn_once("utf8", f"A message was not valid UTF-8 (byte {exc.start}); bad bytes read as U+FFFD.")
+                text = body.decode("utf-8", errors="replace")
+            try:
+                message = json.loads(text)
+            except RecursionError:
+                self.error(None, PARSE_ERROR, "The message is nested too deeply to read.")
+                return
+            except ValueError as exc:
+                self.error(None, PARSE_ERROR, f"The message is not valid JSON: {exc}.")
+                return
+        if _ESCAPED_SURROGATE.search(body):
             message = _without_lone_surrogates(message)
         problem = _problem(message)
         msg_id = message.get("id") if isinstance(message, dict) else None
